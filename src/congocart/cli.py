@@ -1,0 +1,62 @@
+"""The `congocart` command: serve, worker, migrate, seed, create-admin, bench."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+import uvicorn
+
+from congocart.config import Settings, get_settings
+from congocart.core import migrations
+from congocart.core.db import start_embedded_postgres
+
+app = typer.Typer(help="CongoCart: an e-commerce backend.", no_args_is_help=True)
+
+
+def _database_url(settings: Settings) -> str:
+    """The configured DATABASE_URL, or the embedded server's (started on demand)."""
+    if settings.database_url:
+        return settings.database_url
+    dsn = start_embedded_postgres(settings.home)
+    # Child processes (uvicorn workers) read the same settings from the environment.
+    os.environ["DATABASE_URL"] = dsn
+    get_settings.cache_clear()
+    return dsn
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations."""
+    dsn = _database_url(get_settings())
+    migrations.upgrade(dsn)
+    typer.echo("migrations applied")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", envvar="HOST"),
+    port: int = typer.Option(8000, envvar="PORT"),
+    workers: int = typer.Option(1, min=1, help="API processes."),
+) -> None:
+    """Run the API. With no DATABASE_URL: embedded PostgreSQL, migrated and seeded."""
+    settings = get_settings()
+    embedded = settings.database_url is None
+    dsn = _database_url(settings)
+    if embedded:
+        migrations.upgrade(dsn)
+    uvicorn.run(
+        "congocart.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        proxy_headers=False,
+    )
+
+
+if __name__ == "__main__":
+    app()

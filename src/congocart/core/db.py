@@ -1,0 +1,119 @@
+"""The database: one asyncpg pool per process, and the request's transaction.
+
+Only the request boundary (`transaction` below) and job wrappers begin and
+commit transactions; services receive the connection and never commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, TypeAlias
+
+import asyncpg
+import orjson
+from fastapi import Depends, Request
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    Connection: TypeAlias = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
+else:
+    Connection = asyncpg.Connection
+
+
+async def _init_connection(conn: Connection) -> None:
+    for json_type in ("json", "jsonb"):
+        await conn.set_type_codec(
+            json_type,
+            encoder=lambda value: orjson.dumps(value).decode(),
+            decoder=orjson.loads,
+            schema="pg_catalog",
+        )
+
+
+class Database:
+    """A pool of connections to PostgreSQL (and an optional read replica)."""
+
+    def __init__(self, dsn: str, *, min_size: int = 2, max_size: int = 20) -> None:
+        self.dsn = dsn
+        self._min_size = min_size
+        self._max_size = max_size
+        self._pool: asyncpg.Pool[asyncpg.Record] | None = None
+
+    async def connect(self) -> None:
+        self._pool = await asyncpg.create_pool(
+            self.dsn,
+            min_size=self._min_size,
+            max_size=self._max_size,
+            init=_init_connection,
+            # The transaction-pooling friendly default: no server-side statement
+            # cache invalidation surprises after migrations.
+            max_inactive_connection_lifetime=300,
+        )
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    @asynccontextmanager
+    async def acquire(self) -> AsyncIterator[Connection]:
+        if self._pool is None:
+            raise RuntimeError("Database.connect() was not called")
+        async with self._pool.acquire() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        async with self.acquire() as conn, conn.transaction():
+            yield conn
+
+    async def ping(self) -> None:
+        async with self.acquire() as conn:
+            await conn.fetchval("SELECT 1", timeout=2)
+
+
+async def connect_single(dsn: str) -> Connection:
+    conn: Connection = await asyncpg.connect(dsn)
+    await _init_connection(conn)
+    return conn
+
+
+def start_embedded_postgres(home: Path) -> str:
+    """Start (or reuse) the PostgreSQL shipped in the `pgserver` wheel; return its DSN."""
+    import pgserver
+
+    data_dir = (home / "pgdata").resolve()
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(str(data_dir), cleanup_mode=None)  # type: ignore[attr-defined]
+    exists = server.psql("SELECT 1 FROM pg_database WHERE datname = 'congocart';")
+    if "(1 row)" not in exists:
+        server.psql("CREATE DATABASE congocart;")
+    return f"postgresql://postgres@/congocart?host={data_dir}"
+
+
+def get_database(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+async def transaction(request: Request) -> AsyncIterator[Connection]:
+    """One transaction per request: committed before the response is sent.
+
+    Declared with `scope="function"` where used, so a failed commit becomes a
+    5xx instead of a 2xx that was already on the wire.
+    """
+    async with get_database(request).transaction() as conn:
+        yield conn
+
+
+async def connection(request: Request) -> AsyncIterator[Connection]:
+    """A pooled connection without a transaction, for read-only routes."""
+    async with get_database(request).acquire() as conn:
+        yield conn
+
+
+Tx = Annotated[Connection, Depends(transaction, scope="function")]
+Conn = Annotated[Connection, Depends(connection, scope="function")]

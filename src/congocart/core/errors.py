@@ -1,0 +1,245 @@
+"""One error format for everything: RFC 9457 problem+json.
+
+Features raise `CongoError` subclasses (status + stable code); the handlers
+here render them, and also the framework's own 404/405/413/415/422 and any
+unexpected exception, so a client never sees anything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any, ClassVar
+
+import orjson
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = structlog.get_logger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class CongoError(Exception):
+    """An error the client can act on. Subclasses set `status_code` and `code`."""
+
+    status_code: ClassVar[int] = 400
+    code: ClassVar[str] = "bad_request"
+    title: ClassVar[str | None] = None
+    default_detail: ClassVar[str] = "The request could not be processed."
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        errors: Sequence[Mapping[str, str]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.detail = detail or self.default_detail
+        self.errors = list(errors) if errors else None
+        self.headers = dict(headers or {})
+        super().__init__(self.detail)
+
+
+class BadRequest(CongoError):
+    status_code = 400
+    code = "bad_request"
+
+
+class MalformedJSON(CongoError):
+    status_code = 400
+    code = "malformed_json"
+    default_detail = "The request body is not valid JSON."
+
+
+class NotAuthenticated(CongoError):
+    status_code = 401
+    code = "not_authenticated"
+    default_detail = "Authentication is required."
+
+
+class InvalidToken(CongoError):
+    status_code = 401
+    code = "invalid_token"
+    default_detail = "The token is invalid or has been revoked."
+
+
+class TokenExpired(CongoError):
+    status_code = 401
+    code = "token_expired"
+    default_detail = "The token has expired."
+
+
+class Forbidden(CongoError):
+    status_code = 403
+    code = "forbidden"
+    default_detail = "Your role does not allow this action."
+
+
+class NotFound(CongoError):
+    status_code = 404
+    code = "not_found"
+    default_detail = "The resource was not found."
+
+
+class Conflict(CongoError):
+    status_code = 409
+    code = "conflict"
+
+
+class ValidationFailed(CongoError):
+    status_code = 422
+    code = "validation_failed"
+    default_detail = "The request failed validation."
+
+
+class RateLimited(CongoError):
+    status_code = 429
+    code = "rate_limited"
+    default_detail = "Too many requests; slow down."
+
+
+class ServiceUnavailable(CongoError):
+    status_code = 503
+    code = "service_unavailable"
+    default_detail = "A dependency is unavailable; try again shortly."
+
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_failed",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "service_unavailable",
+}
+
+
+def _title(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def problem_response(
+    request: Request,
+    *,
+    status: int,
+    code: str,
+    detail: str,
+    title: str | None = None,
+    errors: Sequence[Mapping[str, str]] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    request_id = getattr(request.state, "request_id", None) or ""
+    body: dict[str, Any] = {
+        "type": f"https://congocart.dev/problems/{code.replace('_', '-')}",
+        "title": title or _title(status),
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "request_id": request_id,
+    }
+    if errors:
+        body["errors"] = [dict(e) for e in errors]
+    response_headers = dict(headers or {})
+    if request_id:
+        response_headers["X-Request-ID"] = request_id
+    if status == 401:
+        response_headers.setdefault("WWW-Authenticate", _challenge(code))
+    return Response(
+        content=orjson.dumps(body),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=response_headers,
+    )
+
+
+def _challenge(code: str) -> str:
+    if code in ("invalid_token", "token_expired", "refresh_token_reused"):
+        error = "invalid_token"
+        return f'Bearer error="{error}"'
+    return "Bearer"
+
+
+def _field_name(loc: Sequence[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header", "cookie")]
+    return ".".join(parts) or str(loc[0] if loc else "body")
+
+
+async def _congo_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, CongoError)
+    return problem_response(
+        request,
+        status=exc.status_code,
+        code=exc.code,
+        detail=exc.detail,
+        title=exc.title,
+        errors=exc.errors,
+        headers=exc.headers,
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    raw = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in raw):
+        return problem_response(
+            request, status=400, code="malformed_json", detail=MalformedJSON.default_detail
+        )
+    errors = [
+        {"field": _field_name(e.get("loc", ())), "message": str(e.get("msg", "invalid"))}
+        for e in raw
+    ]
+    return problem_response(
+        request,
+        status=422,
+        code="validation_failed",
+        detail="The request failed validation; see `errors`.",
+        errors=errors,
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    status = exc.status_code
+    code = _STATUS_CODES.get(status, "error")
+    detail = exc.detail if isinstance(exc.detail, str) and status != 500 else _title(status)
+    if status == 404 and detail == "Not Found":
+        detail = "No resource at this address."
+    elif status == 405:
+        detail = f"The {request.method} method is not allowed here."
+    return problem_response(request, status=status, code=code, detail=detail, headers=exc.headers)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    log.error(
+        "unhandled_exception",
+        request_id=getattr(request.state, "request_id", None),
+        path=request.url.path,
+        exc_info=exc,
+    )
+    return problem_response(
+        request,
+        status=500,
+        code="internal_error",
+        detail="An unexpected error occurred; it has been logged under this request_id.",
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(CongoError, _congo_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

@@ -1,0 +1,165 @@
+"""The outermost request wrapper: request id, body limits, timing, logs, metrics.
+
+Written as plain ASGI middleware so it sees every response, including the
+500 it renders itself for an exception nothing else handled.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Container
+
+import structlog
+from starlette.requests import Request
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from congocart.core import metrics
+from congocart.core.errors import problem_response
+
+log = structlog.get_logger("congocart.http")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class RequestContextMiddleware:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, form_paths: Container[str] = ()
+    ) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.form_paths = form_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        sent_id = headers.get("x-request-id", "")
+        request_id = sent_id if _REQUEST_ID.match(sent_id) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        request = Request(scope)
+        started = time.perf_counter()
+        status_holder = {"status": 500, "started": False}
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                status_holder["started"] = True
+                raw = [
+                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"
+                ]
+                raw.append((b"x-request-id", request_id.encode("latin-1")))
+                message["headers"] = raw
+            await send(message)
+
+        rejection = self._reject_early(scope, headers, request)
+        if rejection is not None:
+            await rejection(scope, receive, send_with_id)
+            self._observe(scope, request, status_holder["status"], started)
+            return
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise BodyTooLarge
+            return message
+
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            await self.app(scope, limited_receive, send_with_id)
+        except BodyTooLarge:
+            if not status_holder["started"]:
+                await self._too_large(request)(scope, receive, send_with_id)
+        except Exception as exc:
+            log.error("unhandled_exception", path=scope["path"], exc_info=exc)
+            if not status_holder["started"]:
+                response = problem_response(
+                    request,
+                    status=500,
+                    code="internal_error",
+                    detail="An unexpected error occurred; it is logged under this request_id.",
+                )
+                await response(scope, receive, send_with_id)
+        finally:
+            structlog.contextvars.unbind_contextvars("request_id")
+            self._observe(scope, request, status_holder["status"], started)
+
+    def _reject_early(
+        self, scope: Scope, headers: dict[str, str], request: Request
+    ) -> ASGIAppLike | None:
+        length = headers.get("content-length")
+        if length is not None:
+            if not length.isdigit():
+                return problem_response(
+                    request, status=400, code="bad_request", detail="Invalid Content-Length."
+                )
+            if int(length) > self.max_body_bytes:
+                return self._too_large(request)
+        if scope["method"] in _BODY_METHODS and (length not in (None, "0")):
+            media_type = headers.get("content-type", "").split(";")[0].strip().lower()
+            is_json = media_type == "application/json" or media_type.endswith("+json")
+            is_form = (
+                media_type == "application/x-www-form-urlencoded"
+                and scope["path"] in self.form_paths
+            )
+            if not (is_json or is_form):
+                return problem_response(
+                    request,
+                    status=415,
+                    code="unsupported_media_type",
+                    detail="Send the body as application/json.",
+                )
+        return None
+
+    def _too_large(self, request: Request) -> ASGIAppLike:
+        return problem_response(
+            request,
+            status=413,
+            code="payload_too_large",
+            detail=f"The body may be at most {self.max_body_bytes} bytes.",
+        )
+
+    def _observe(self, scope: Scope, request: Request, status: int, started: float) -> None:
+        elapsed = time.perf_counter() - started
+        route = _route_template(scope)
+        metrics.observe_request(scope["method"], route, status, elapsed)
+        if route not in ("/metrics", "/healthz", "/readyz"):
+            log.info(
+                "request",
+                method=scope["method"],
+                route=route,
+                status=status,
+                duration_ms=round(elapsed * 1000, 2),
+                request_id=request.state.request_id,
+            )
+
+
+ASGIAppLike = ASGIApp
+
+
+def _route_template(scope: Scope) -> str:
+    """The matched route's path template, so metrics labels stay bounded."""
+    route = scope.get("route")
+    if route is not None and hasattr(route, "path"):
+        return str(route.path)
+    app = scope.get("app")
+    router = getattr(app, "router", None)
+    for candidate in getattr(router, "routes", ()):
+        match, _ = candidate.matches(scope)
+        if match is Match.FULL:
+            return str(candidate.path)
+    return "unmatched"

@@ -1,0 +1,93 @@
+"""Money: `Decimal` amounts with a currency; integer minor units in storage.
+
+Rounding is half-even to the currency's minor unit, and happens only in
+`Money.quantize` / `Money.of` — never anywhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+
+# ISO 4217 minor-unit exponents for the currencies that are not 2.
+_EXPONENTS = {"JPY": 0, "KRW": 0, "VND": 0, "CLP": 0, "ISK": 0, "BHD": 3, "KWD": 3, "JOD": 3}
+SUPPORTED_CURRENCIES = frozenset(
+    {"USD", "EUR", "GBP", "CAD", "AUD", "CHF", "SEK", "NOK", "DKK", "PLN", "JPY", "KRW", "NZD"}
+)
+
+
+def exponent(currency: str) -> int:
+    return _EXPONENTS.get(currency, 2)
+
+
+class CurrencyMismatch(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    amount: Decimal
+    currency: str
+
+    @classmethod
+    def of(cls, amount: Decimal | int | str, currency: str) -> Money:
+        """Rounded (half-even) to the currency's minor unit."""
+        try:
+            value = Decimal(amount)
+        except InvalidOperation as exc:
+            raise ValueError(f"not a decimal amount: {amount!r}") from exc
+        return cls(value, currency).quantize()
+
+    @classmethod
+    def zero(cls, currency: str) -> Money:
+        return cls.from_minor(0, currency)
+
+    @classmethod
+    def from_minor(cls, minor: int, currency: str) -> Money:
+        return cls(Decimal(minor).scaleb(-exponent(currency)), currency).quantize()
+
+    def to_minor(self) -> int:
+        return int(self.quantize().amount.scaleb(exponent(self.currency)))
+
+    def quantize(self) -> Money:
+        step = Decimal(1).scaleb(-exponent(self.currency))
+        return Money(self.amount.quantize(step, rounding=ROUND_HALF_EVEN), self.currency)
+
+    def is_exact(self) -> bool:
+        """True when the amount needs no rounding to the currency's minor unit."""
+        return self.quantize().amount == self.amount
+
+    def _same(self, other: Money) -> None:
+        if other.currency != self.currency:
+            raise CurrencyMismatch(f"{self.currency} and {other.currency}")
+
+    def __add__(self, other: Money) -> Money:
+        self._same(other)
+        return Money(self.amount + other.amount, self.currency)
+
+    def __sub__(self, other: Money) -> Money:
+        self._same(other)
+        return Money(self.amount - other.amount, self.currency)
+
+    def __mul__(self, factor: int | Decimal) -> Money:
+        return Money(self.amount * factor, self.currency)
+
+    def __lt__(self, other: Money) -> bool:
+        self._same(other)
+        return self.amount < other.amount
+
+    def __le__(self, other: Money) -> bool:
+        self._same(other)
+        return self.amount <= other.amount
+
+    def min(self, other: Money) -> Money:
+        return self if self <= other else other
+
+    def is_zero(self) -> bool:
+        return self.amount == 0
+
+    def is_negative(self) -> bool:
+        return self.amount < 0
+
+    def __str__(self) -> str:
+        return f"{self.quantize().amount} {self.currency}"
