@@ -14,6 +14,7 @@ from congocart.core.db import Database
 from congocart.core.errors import ServiceUnavailable, install_error_handlers
 from congocart.core.logging import configure_logging
 from congocart.core.middleware import RequestContextMiddleware
+from congocart.core.redis import create_redis
 
 API_PREFIX = "/api/v1"
 FORM_PATHS = frozenset({f"{API_PREFIX}/auth/token"})
@@ -36,6 +37,14 @@ async def readyz(request: Request) -> dict[str, str]:
         raise ServiceUnavailable(
             "The database is not answering.", headers={"Retry-After": "5"}
         ) from exc
+    redis = getattr(request.app.state, "redis", None)
+    if redis is not None:
+        try:
+            await redis.ping()
+        except Exception as exc:
+            raise ServiceUnavailable(
+                "Redis is not answering.", headers={"Retry-After": "5"}
+            ) from exc
     return {"status": "ready"}
 
 
@@ -69,9 +78,12 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             )
             await db.connect()
         app.state.db = db
+        app.state.redis = create_redis(settings.redis_url)
         try:
             yield
         finally:
+            if app.state.redis is not None:
+                await app.state.redis.aclose()
             if owned:
                 await db.close()
 
@@ -82,6 +94,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.redis = None
     if database is not None:
         app.state.db = database
     install_error_handlers(app)
