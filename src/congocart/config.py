@@ -51,8 +51,14 @@ class Settings(BaseSettings):
     jwt_private_key_file: Path | None = None
     jwt_issuer: str = "congocart"
     jwt_audience: str = "congocart-api"
+    # Argon2id cost; tests lower the memory to stay fast, production keeps the default.
+    password_hash_memory_kib: int = Field(default=65536, ge=8)
+    password_hash_time_cost: int = Field(default=3, ge=1)
     access_token_ttl_seconds: int = Field(default=600, ge=60, le=900)
     refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=3600)
+
+    # The shop's currency: every price, cart and order is in it.
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     log_json: bool | None = None
