@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RUN_ID = uuid.uuid4().hex[:8]
 
 
-def _with_database(dsn: str, name: str) -> str:
+def with_database(dsn: str, name: str) -> str:
     parts = urlsplit(dsn)
     return urlunsplit(parts._replace(path=f"/{name}"))
 
@@ -44,7 +44,7 @@ def _server_dsn() -> str:
     return start_embedded_postgres(ROOT / ".congocart" / "test")
 
 
-async def _admin(dsn: str, *statements: str) -> None:
+async def admin_execute(dsn: str, *statements: str) -> None:
     conn = await asyncpg.connect(dsn)
     try:
         for statement in statements:
@@ -63,13 +63,13 @@ class DatabaseCopies:
 
     async def create(self) -> str:
         name = f"cc_test_{RUN_ID}_{len(self.created)}"
-        await _admin(self.server_dsn, f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
+        await admin_execute(self.server_dsn, f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
         self.created.append(name)
-        return _with_database(self.server_dsn, name)
+        return with_database(self.server_dsn, name)
 
     async def drop_all(self) -> None:
         names = [*self.created, self.template]
-        await _admin(
+        await admin_execute(
             self.server_dsn, *(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)' for n in names)
         )
 
@@ -82,8 +82,8 @@ def server_dsn() -> str:
 @pytest.fixture(scope="session")
 def template_dsn(server_dsn: str) -> str:
     name = f"cc_template_{RUN_ID}"
-    asyncio.run(_admin(server_dsn, f'CREATE DATABASE "{name}"'))
-    dsn = _with_database(server_dsn, name)
+    asyncio.run(admin_execute(server_dsn, f'CREATE DATABASE "{name}"'))
+    dsn = with_database(server_dsn, name)
     migrations.upgrade(dsn)
     return dsn
 

@@ -25,10 +25,6 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class RequestContextMiddleware:
     def __init__(
         self, app: ASGIApp, *, max_body_bytes: int, form_paths: Container[str] = ()
@@ -67,23 +63,19 @@ class RequestContextMiddleware:
             self._observe(scope, request, status_holder["status"], started)
             return
 
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise BodyTooLarge
-            return message
+        if scope["method"] in _BODY_METHODS and "content-length" not in headers:
+            # A streamed body of unknown length: read it here, up to the limit,
+            # so an oversized one is a 413 before any handler sees it.
+            body = await self._read_limited(receive)
+            if body is None:
+                await self._too_large(request)(scope, receive, send_with_id)
+                self._observe(scope, request, 413, started)
+                return
+            receive = _replay(body, receive)
 
         structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
-            await self.app(scope, limited_receive, send_with_id)
-        except BodyTooLarge:
-            if not status_holder["started"]:
-                await self._too_large(request)(scope, receive, send_with_id)
+            await self.app(scope, receive, send_with_id)
         except Exception as exc:
             log.error("unhandled_exception", path=scope["path"], exc_info=exc)
             if not status_holder["started"]:
@@ -125,6 +117,22 @@ class RequestContextMiddleware:
                 )
         return None
 
+    async def _read_limited(self, receive: Receive) -> bytes | None:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
     def _too_large(self, request: Request) -> ASGIAppLike:
         return problem_response(
             request,
@@ -149,6 +157,20 @@ class RequestContextMiddleware:
 
 
 ASGIAppLike = ASGIApp
+
+
+def _replay(body: bytes, downstream: Receive) -> Receive:
+    """A receive that yields the buffered body once, then waits on the real channel."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await downstream()
+
+    return receive
 
 
 def _route_template(scope: Scope) -> str:
