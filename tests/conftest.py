@@ -12,18 +12,22 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from congocart.config import Settings
 from congocart.core import migrations
 from congocart.core.db import Connection, Database, connect_single, start_embedded_postgres
+from congocart.core.security import Passwords, load_token_keys, private_key_pem
+from congocart.identity import service as identity
 from congocart.main import create_app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -137,6 +141,10 @@ class SingleConnectionDatabase(Database):
         yield self._conn
 
 
+# One signing key for the whole run, so tokens made by fixtures verify in the app.
+TEST_JWT_PRIVATE_KEY = private_key_pem(Ed25519PrivateKey.generate())
+
+
 @pytest.fixture
 def settings() -> Settings:
     return Settings(
@@ -145,6 +153,10 @@ def settings() -> Settings:
         rate_limit_enabled=False,
         log_json=True,
         log_level="WARNING",
+        jwt_private_key=TEST_JWT_PRIVATE_KEY,
+        # The smallest Argon2id cost: hashing stays real but takes microseconds.
+        password_hash_memory_kib=8,
+        password_hash_time_cost=1,
     )
 
 
@@ -173,3 +185,50 @@ async def committed_db(copies: DatabaseCopies) -> AsyncIterator[Database]:
     await database.connect()
     yield database
     await database.close()
+
+
+@dataclass(frozen=True)
+class TestUser:
+    """A user created in the test's transaction, with a valid access token."""
+
+    __test__ = False  # not a test class, whatever its name
+
+    id: uuid.UUID
+    email: str
+    password: str
+    roles: frozenset[str]
+    headers: dict[str, str] = field(repr=False)
+
+
+MakeUser = Callable[..., Awaitable[TestUser]]
+
+
+@pytest.fixture
+def make_user(conn: Connection, settings: Settings) -> MakeUser:
+    """`await make_user(roles=("admin",))`: a user on the test's connection, with
+    `headers = {"Authorization": "Bearer <access token>"}` accepted by `client`."""
+    keys = load_token_keys(settings)
+    passwords = Passwords.from_settings(settings)
+
+    async def make(
+        roles: Iterable[str] = ("customer",),
+        email: str | None = None,
+        password: str = "correct horse battery staple",  # noqa: S107
+    ) -> TestUser:
+        user = await identity.register_user(
+            conn,
+            email=email or f"user-{uuid.uuid4().hex[:12]}@example.com",
+            password=password,
+            passwords=passwords,
+            roles=frozenset(roles),
+        )
+        token = await identity.issue_access_token_for(conn, user_id=user.id, keys=keys)
+        return TestUser(
+            id=user.id,
+            email=user.email,
+            password=password,
+            roles=user.roles,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+
+    return make

@@ -15,6 +15,8 @@ from congocart.core.errors import ServiceUnavailable, install_error_handlers
 from congocart.core.logging import configure_logging
 from congocart.core.middleware import RequestContextMiddleware
 from congocart.core.redis import create_redis
+from congocart.core.security import Passwords, load_token_keys
+from congocart.identity import api as identity
 
 API_PREFIX = "/api/v1"
 FORM_PATHS = frozenset({f"{API_PREFIX}/auth/token"})
@@ -55,7 +57,7 @@ async def prometheus_metrics() -> Response:
 
 
 def _feature_routers() -> list[APIRouter]:
-    routers: list[APIRouter] = []
+    routers: list[APIRouter] = [identity.router]
     return routers
 
 
@@ -94,6 +96,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         lifespan=lifespan,
     )
     app.state.settings = settings
+    # Raises (and the process does not start) when production has no signing key.
+    app.state.token_keys = load_token_keys(settings)
+    app.state.passwords = Passwords.from_settings(settings)
     app.state.redis = None
     if database is not None:
         app.state.db = database
@@ -104,6 +109,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         form_paths=FORM_PATHS,
     )
     app.include_router(operations)
+    app.include_router(identity.well_known)
     for router in _feature_routers():
         app.include_router(router, prefix=API_PREFIX)
     return app

@@ -15,6 +15,8 @@ import asyncpg
 import orjson
 from fastapi import Depends, Request
 
+from congocart.core.errors import CongoError
+
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
 
@@ -99,21 +101,39 @@ def get_database(request: Request) -> Database:
     return db
 
 
-async def transaction(request: Request) -> AsyncIterator[Connection]:
-    """One transaction per request: committed before the response is sent.
-
-    Declared with `scope="function"` where used, so a failed commit becomes a
-    5xx instead of a 2xx that was already on the wire.
-    """
-    async with get_database(request).transaction() as conn:
-        yield conn
-
-
 async def connection(request: Request) -> AsyncIterator[Connection]:
     """A pooled connection without a transaction, for read-only routes."""
     async with get_database(request).acquire() as conn:
         yield conn
 
 
-Tx = Annotated[Connection, Depends(transaction, scope="function")]
 Conn = Annotated[Connection, Depends(connection, scope="function")]
+
+
+async def transaction(conn: Conn) -> AsyncIterator[Connection]:
+    """One transaction per request: committed before the response is sent.
+
+    Declared with `scope="function"` where used, so a failed commit becomes a
+    5xx instead of a 2xx that was already on the wire. It runs on the request's
+    `Conn`, so other dependencies of the same request (the caller's
+    authentication) share one pooled connection instead of holding two.
+    Any error rolls back, except a `CongoError` with `keeps_changes`.
+    """
+    tx = conn.transaction()
+    await tx.start()
+    try:
+        yield conn
+    except CongoError as exc:
+        if exc.keeps_changes:
+            await tx.commit()
+        else:
+            await tx.rollback()
+        raise
+    except BaseException:
+        await tx.rollback()
+        raise
+    else:
+        await tx.commit()
+
+
+Tx = Annotated[Connection, Depends(transaction, scope="function")]

@@ -30,6 +30,10 @@ class CongoError(Exception):
     code: ClassVar[str] = "bad_request"
     title: ClassVar[str | None] = None
     default_detail: ClassVar[str] = "The request could not be processed."
+    # True when the work done before the error must be committed anyway (a token
+    # family revoked on reuse, a failed login counted); the request's transaction
+    # dependency commits instead of rolling back.
+    keeps_changes: ClassVar[bool] = False
 
     def __init__(
         self,
