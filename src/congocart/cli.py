@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import typer
 import uvicorn
 
+from congocart.catalog import service as catalog
 from congocart.config import Settings, get_settings
 from congocart.core import migrations
-from congocart.core.db import start_embedded_postgres
+from congocart.core.db import connect_single, start_embedded_postgres
 
 app = typer.Typer(help="CongoCart: an e-commerce backend.", no_args_is_help=True)
 
@@ -55,6 +57,34 @@ def serve(
         http="httptools",
         access_log=False,
         proxy_headers=False,
+    )
+
+
+@app.command()
+def seed(
+    products: int = typer.Option(
+        24, "--products", min=0, max=1_000_000, help="How many demo products to have."
+    ),
+) -> None:
+    """Load a demo catalog (idempotent: products already there are kept)."""
+    settings = get_settings()
+    dsn = _database_url(settings)
+    migrations.upgrade(dsn)
+
+    async def run() -> catalog.SeedResult:
+        conn = await connect_single(dsn)
+        try:
+            async with conn.transaction():
+                return await catalog.seed_demo_catalog(
+                    conn, products=products, currency=settings.currency
+                )
+        finally:
+            await conn.close()
+
+    result = asyncio.run(run())
+    typer.echo(
+        f"demo catalog of {products} products: added {result.products} products "
+        f"and {result.variants} variants"
     )
 
 

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 
+from congocart.catalog import api as catalog
 from congocart.config import Settings, get_settings
 from congocart.core import metrics
 from congocart.core.db import Database
@@ -57,7 +58,7 @@ async def prometheus_metrics() -> Response:
 
 
 def _feature_routers() -> list[APIRouter]:
-    routers: list[APIRouter] = [identity.router]
+    routers: list[APIRouter] = [identity.router, catalog.router]
     return routers
 
 

@@ -1,0 +1,173 @@
+"""Catalog routes: the storefront (anyone) and catalog administration."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Path, Query, Request, Response
+
+from congocart.catalog import service
+from congocart.catalog.domain import SLUG_PATTERN, ProductSort, is_uuid
+from congocart.catalog.errors import ProductNotFound
+from congocart.catalog.schemas import (
+    AdjustmentCreate,
+    CategoryList,
+    ProductCreate,
+    ProductList,
+    ProductRead,
+    ProductUpdate,
+    StockLevelRead,
+    VariantCreate,
+    VariantUpdate,
+)
+from congocart.config import Settings
+from congocart.core.db import Conn, Tx
+from congocart.core.pagination import Cursor, Limit
+from congocart.identity.dependencies import AdminUser, StaffUser
+
+router = APIRouter(tags=["catalog"])
+
+PRICE_PATTERN = r"^\d{1,12}(\.\d{1,4})?$"
+PriceBound = Annotated[
+    str | None,
+    Query(pattern=PRICE_PATTERN, description="Decimal amount in the shop currency, e.g. `19.99`."),
+]
+
+
+def _shop_currency(request: Request) -> str:
+    settings: Settings = request.app.state.settings
+    return settings.currency
+
+
+def _product_id(value: str) -> UUID:
+    # A malformed id names no product: 404, like an unknown one.
+    if not is_uuid(value):
+        raise ProductNotFound
+    return UUID(value)
+
+
+@router.get("/products", response_model=ProductList)
+async def list_products(
+    request: Request,
+    conn: Conn,
+    q: Annotated[str | None, Query(max_length=200, description="Search words.")] = None,
+    category: Annotated[
+        str | None, Query(pattern=SLUG_PATTERN, max_length=100, description="Category slug.")
+    ] = None,
+    min_price: PriceBound = None,
+    max_price: PriceBound = None,
+    sort: ProductSort = ProductSort.NEWEST,
+    limit: Limit = 20,
+    cursor: Cursor = None,
+) -> ProductList:
+    """Browse live products, newest first unless `sort` says otherwise.
+
+    `q` matches words of the name and description, each word also as a prefix
+    (`shi` finds "shirt"). Price filters and price sorts use each product's
+    lowest variant price. Pages are keyset-based: following `next_cursor` never
+    repeats or skips a product, even while products are being added.
+    """
+    page = await service.list_products(
+        conn,
+        currency=_shop_currency(request),
+        q=q,
+        category=category,
+        min_price=None if min_price is None else Decimal(min_price),
+        max_price=None if max_price is None else Decimal(max_price),
+        sort=sort,
+        limit=limit,
+        cursor=cursor,
+    )
+    return ProductList.of(page)
+
+
+@router.get("/products/{id_or_slug}", response_model=ProductRead)
+async def get_product(conn: Conn, id_or_slug: Annotated[str, Path(max_length=200)]) -> ProductRead:
+    """One live product, by id or by slug. Archived products are not found."""
+    return ProductRead.of(await service.get_product(conn, id_or_slug=id_or_slug))
+
+
+@router.get("/categories", response_model=CategoryList)
+async def list_categories(conn: Conn) -> CategoryList:
+    """Every category, by name (a short list: `next_cursor` is always null)."""
+    return CategoryList.of(await service.list_categories(conn))
+
+
+@router.post("/admin/products", status_code=201, response_model=ProductRead)
+async def create_product(
+    request: Request, tx: Tx, admin: AdminUser, body: ProductCreate
+) -> ProductRead:
+    """Create a product with its variants and initial stock (admin).
+
+    Without a `slug` one is derived from the name (with a short suffix if that
+    is taken). A new `category` slug creates the category. Prices must be in
+    the shop currency. 409 `slug_taken` / `sku_taken` when either is in use.
+    """
+    product = await service.create_product(
+        tx, product=body.to_domain(), currency=_shop_currency(request), actor_id=admin.id
+    )
+    return ProductRead.of(product)
+
+
+@router.patch("/admin/products/{product_id}", response_model=ProductRead)
+async def update_product(
+    tx: Tx, admin: AdminUser, product_id: str, body: ProductUpdate
+) -> ProductRead:
+    """Change a product's name, slug, description or category (admin)."""
+    product = await service.update_product(
+        tx, product_id=_product_id(product_id), changes=body.to_domain()
+    )
+    return ProductRead.of(product)
+
+
+@router.post("/admin/products/{product_id}/variants", status_code=201, response_model=ProductRead)
+async def add_variant(
+    request: Request, tx: Tx, admin: AdminUser, product_id: str, body: VariantCreate
+) -> ProductRead:
+    """Add a variant, with its initial stock, to a product (admin); answers the product."""
+    product = await service.add_variant(
+        tx,
+        product_id=_product_id(product_id),
+        variant=body.to_domain(),
+        currency=_shop_currency(request),
+        actor_id=admin.id,
+    )
+    return ProductRead.of(product)
+
+
+@router.patch("/admin/variants/{sku}", response_model=ProductRead)
+async def update_variant(
+    request: Request, tx: Tx, admin: AdminUser, sku: str, body: VariantUpdate
+) -> ProductRead:
+    """Rename or reprice a variant (admin); answers its product. Carts show the new
+    price at once; orders already placed keep theirs."""
+    product = await service.update_variant(
+        tx,
+        sku=sku,
+        currency=_shop_currency(request),
+        name=body.name,
+        price=None if body.price is None else body.price.to_money(),
+    )
+    return ProductRead.of(product)
+
+
+@router.delete("/admin/products/{product_id}", status_code=204)
+async def archive_product(tx: Tx, admin: AdminUser, product_id: str) -> Response:
+    """Archive a product (admin): no longer listed or sold, still shown on past orders."""
+    await service.archive_product(tx, product_id=_product_id(product_id))
+    return Response(status_code=204)
+
+
+@router.post("/admin/inventory/{sku}/adjustments", response_model=StockLevelRead)
+async def adjust_stock(
+    tx: Tx, staff: StaffUser, sku: str, body: AdjustmentCreate
+) -> StockLevelRead:
+    """Add (positive `delta`) or remove (negative) on-hand units, with a reason
+    (staff or admin). 409 `insufficient_stock` if on-hand would drop below what
+    is reserved by checkouts in progress."""
+    level = await service.adjust_stock(
+        tx, sku=sku, delta=body.delta, reason=body.reason, actor_id=staff.id
+    )
+    return StockLevelRead.of(level)

@@ -1,0 +1,181 @@
+"""Catalog entities and their rules: slugs, prices in the shop currency, stock lines.
+
+Pure: no framework, driver or I/O. The read models (`ProductView`) are what
+the storefront shows; `VariantSnapshot` is what carts and checkout price from.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from uuid import UUID
+
+from congocart.core.money import Money
+
+SLUG_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
+SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+SLUG_MAX_LENGTH = 100
+MAX_STOCK = 1_000_000_000
+DEFAULT_VARIANT_NAME = "Default"
+
+_NOT_SLUG = re.compile(r"[^a-z0-9]+")
+_SEARCH_WORD = re.compile(r"[^\W_]+")
+_MAX_SEARCH_WORDS = 8
+
+
+class ProductSort(StrEnum):
+    NEWEST = "newest"
+    PRICE_ASC = "price_asc"
+    PRICE_DESC = "price_desc"
+    NAME = "name"
+
+
+def slugify(text: str) -> str:
+    """`"Café Crème 2-Pack!"` → `"cafe-creme-2-pack"`; empty when nothing is left."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    slug = _NOT_SLUG.sub("-", ascii_text.lower()).strip("-")
+    return slug[:SLUG_MAX_LENGTH].rstrip("-")
+
+
+def is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def category_name(slug: str) -> str:
+    """The display name given to a category created from its slug alone."""
+    return slug.replace("-", " ").title()
+
+
+def search_prefix_query(q: str) -> str | None:
+    """The words of a search box as a tsquery where every word is a prefix.
+
+    Only letters and digits survive, so the result can never carry tsquery
+    operators of the user's own; None when no word is left.
+    """
+    words = _SEARCH_WORD.findall(q.lower())[:_MAX_SEARCH_WORDS]
+    if not words:
+        return None
+    return " & ".join(f"{word[:64]}:*" for word in words)
+
+
+@dataclass(frozen=True, slots=True)
+class NewVariant:
+    sku: str
+    price: Money
+    stock: int
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewProduct:
+    name: str
+    variants: Sequence[NewVariant]
+    slug: str | None = None
+    description: str = ""
+    category: str | None = None
+
+    def base_slug(self) -> str:
+        if self.slug:
+            return self.slug
+        derived = slugify(self.name) or "product"
+        # A slug must never read as an id in `/products/{id_or_slug}`.
+        return f"p-{derived}" if is_uuid(derived) else derived
+
+    def min_price(self) -> Money:
+        return min(v.price for v in self.variants)
+
+
+@dataclass(frozen=True, slots=True)
+class ProductChanges:
+    """A partial update: only the fields named in `fields` change."""
+
+    fields: frozenset[str]
+    name: str | None = None
+    slug: str | None = None
+    description: str | None = None
+    category: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VariantView:
+    sku: str
+    name: str
+    price: Money
+    available: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProductView:
+    id: UUID
+    slug: str
+    name: str
+    description: str
+    category: str | None
+    variants: list[VariantView]
+    created_at: datetime
+    updated_at: datetime
+    min_price_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class Category:
+    slug: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProductPage:
+    items: list[ProductView]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProductFilter:
+    """What a storefront listing asks for; prices in minor units of the shop currency."""
+
+    search: str | None = None
+    category: str | None = None
+    min_price_minor: int | None = None
+    max_price_minor: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VariantSnapshot:
+    """A variant as carts and checkout see it right now."""
+
+    sku: str
+    product_id: UUID
+    product_name: str
+    variant_name: str
+    price: Money
+    available: int
+    sellable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StockLevel:
+    sku: str
+    on_hand: int
+    reserved: int
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+
+def stock_lines(lines: Mapping[str, int]) -> tuple[list[str], list[int]]:
+    """SKUs in ascending order (the lock order) with their quantities, all positive."""
+    for sku, quantity in lines.items():
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
+            raise ValueError(f"quantity for {sku!r} must be a positive integer")
+    skus = sorted(lines)
+    return skus, [lines[sku] for sku in skus]

@@ -1,0 +1,603 @@
+"""Catalog SQL: products, variants, stock and the inventory ledger.
+
+Every statement is written out with `$n` parameters; listing filters are
+composed from the fixed fragments below. Stock writes lock rows in ascending
+SKU order (or are a single-row conditional UPDATE), so two transactions never
+wait on each other in opposite orders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from congocart.catalog.domain import (
+    MAX_STOCK,
+    Category,
+    ProductFilter,
+    ProductSort,
+    ProductView,
+    StockLevel,
+    VariantSnapshot,
+    VariantView,
+)
+from congocart.catalog.errors import SlugTaken
+from congocart.core.db import Connection
+from congocart.core.money import Money
+
+# ---------------------------------------------------------------- categories
+
+
+async def ensure_category(conn: Connection, *, slug: str, name: str) -> None:
+    await conn.execute(
+        "INSERT INTO categories (slug, name) VALUES ($1, $2) ON CONFLICT (slug) DO NOTHING",
+        slug,
+        name,
+    )
+
+
+async def list_categories(conn: Connection) -> list[Category]:
+    rows = await conn.fetch("SELECT slug, name FROM categories ORDER BY name, slug")
+    return [Category(slug=r["slug"], name=r["name"]) for r in rows]
+
+
+# ---------------------------------------------------------------- products
+
+
+async def insert_product(
+    conn: Connection,
+    *,
+    slug: str,
+    name: str,
+    description: str,
+    category: str | None,
+    min_price_minor: int,
+) -> UUID | None:
+    """The new product's id, or None when the slug is taken."""
+    product_id: UUID | None = await conn.fetchval(
+        """
+        INSERT INTO products (slug, name, description, category_slug, min_price_minor,
+                              created_at, updated_at)
+        SELECT $1, $2, $3, $4, $5, t.now, t.now FROM (SELECT clock_timestamp() AS now) t
+        ON CONFLICT (slug) DO NOTHING
+        RETURNING id
+        """,
+        slug,
+        name,
+        description,
+        category,
+        min_price_minor,
+    )
+    return product_id
+
+
+async def insert_variants(
+    conn: Connection,
+    *,
+    product_id: UUID,
+    skus: Sequence[str],
+    names: Sequence[str],
+    prices_minor: Sequence[int],
+    currency: str,
+    stocks: Sequence[int],
+    reason: str,
+    actor_id: UUID | None,
+) -> list[str]:
+    """Add variants after the product's existing ones, with a ledger row for any
+    initial stock. Returns the SKUs inserted; a SKU already in use is skipped."""
+    rows = await conn.fetch(
+        """
+        WITH inserted AS (
+            INSERT INTO variants (sku, product_id, name, price_minor, currency, on_hand, position)
+            SELECT l.sku, $1, l.name, l.price_minor, $5, l.stock,
+                   l.n + coalesce((SELECT max(position) FROM variants WHERE product_id = $1), -1)
+            FROM unnest($2::text[], $3::text[], $4::bigint[], $6::int[])
+                 WITH ORDINALITY AS l(sku, name, price_minor, stock, n)
+            ON CONFLICT (sku) DO NOTHING
+            RETURNING sku, on_hand
+        ), ledger AS (
+            INSERT INTO inventory_adjustments (sku, delta, reason, actor_id, on_hand_after)
+            SELECT sku, on_hand, $7, $8, on_hand FROM inserted WHERE on_hand > 0
+        )
+        SELECT sku FROM inserted
+        """,
+        product_id,
+        list(skus),
+        list(names),
+        list(prices_minor),
+        currency,
+        list(stocks),
+        reason,
+        actor_id,
+    )
+    return [r["sku"] for r in rows]
+
+
+async def refresh_product(conn: Connection, product_id: UUID) -> None:
+    """Recompute the "from" price after a variant write, and mark the product changed."""
+    await conn.execute(
+        """
+        UPDATE products p
+        SET min_price_minor = coalesce(
+                (SELECT min(v.price_minor) FROM variants v
+                 WHERE v.product_id = p.id AND v.archived_at IS NULL),
+                p.min_price_minor),
+            updated_at = clock_timestamp()
+        WHERE p.id = $1
+        """,
+        product_id,
+    )
+
+
+async def get_product_fields_for_update(
+    conn: Connection, product_id: UUID
+) -> asyncpg.Record | None:
+    """A live product's editable fields, its row locked for the update that follows."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        """
+        SELECT id, slug, name, description, category_slug FROM products
+        WHERE id = $1 AND archived_at IS NULL
+        FOR UPDATE
+        """,
+        product_id,
+    )
+    return row
+
+
+async def update_product(
+    conn: Connection,
+    *,
+    product_id: UUID,
+    slug: str,
+    name: str,
+    description: str,
+    category: str | None,
+) -> None:
+    try:
+        await conn.execute(
+            """
+            UPDATE products
+            SET slug = $2, name = $3, description = $4, category_slug = $5,
+                updated_at = clock_timestamp()
+            WHERE id = $1
+            """,
+            product_id,
+            slug,
+            name,
+            description,
+            category,
+        )
+    except asyncpg.UniqueViolationError as exc:
+        # The transaction is aborted either way; the request rolls back and answers 409.
+        raise SlugTaken from exc
+
+
+async def archive_product(conn: Connection, product_id: UUID) -> bool:
+    """Stop selling and listing a live product; False when there is none."""
+    result: str = await conn.execute(
+        """
+        UPDATE products SET archived_at = clock_timestamp(), updated_at = clock_timestamp()
+        WHERE id = $1 AND archived_at IS NULL
+        """,
+        product_id,
+    )
+    return result == "UPDATE 1"
+
+
+async def product_is_live(conn: Connection, product_id: UUID) -> bool:
+    live: bool = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM products WHERE id = $1 AND archived_at IS NULL)",
+        product_id,
+    )
+    return live
+
+
+async def update_variant(
+    conn: Connection,
+    *,
+    sku: str,
+    name: str | None,
+    price_minor: int | None,
+) -> UUID | None:
+    """Rename or reprice a variant of a live product; its product's id, or None."""
+    product_id: UUID | None = await conn.fetchval(
+        """
+        UPDATE variants v
+        SET name = coalesce($2, v.name), price_minor = coalesce($3, v.price_minor),
+            updated_at = now()
+        FROM products p
+        WHERE v.sku = $1 AND p.id = v.product_id AND p.archived_at IS NULL
+        RETURNING v.product_id
+        """,
+        sku,
+        name,
+        price_minor,
+    )
+    return product_id
+
+
+# ---------------------------------------------------------------- read side
+
+_VARIANTS_JSON = """
+    SELECT coalesce(json_agg(json_build_object(
+               'sku', v.sku, 'name', v.name, 'price_minor', v.price_minor,
+               'currency', v.currency, 'available', v.on_hand - v.reserved)
+               ORDER BY v.position, v.sku), '[]'::json)
+    FROM variants v
+    WHERE v.product_id = page.id AND v.archived_at IS NULL
+"""
+
+_PRODUCT_COLUMNS = (
+    "id, slug, name, description, category_slug, min_price_minor, created_at, updated_at"
+)
+
+# Per sort: the ORDER BY (the same in the page and around it) and the keyset
+# predicate "after the cursor's (key, id)", each backed by a partial index.
+_ORDER_BY = {
+    ProductSort.NEWEST: "created_at DESC, id DESC",
+    ProductSort.PRICE_ASC: "min_price_minor ASC, id ASC",
+    ProductSort.PRICE_DESC: "min_price_minor DESC, id DESC",
+    ProductSort.NAME: "lower(name) ASC, id ASC",
+}
+_AFTER = {
+    ProductSort.NEWEST: "(created_at, id) < (${}::timestamptz, ${}::uuid)",
+    ProductSort.PRICE_ASC: "(min_price_minor, id) > (${}::bigint, ${}::uuid)",
+    ProductSort.PRICE_DESC: "(min_price_minor, id) < (${}::bigint, ${}::uuid)",
+    ProductSort.NAME: "(lower(name), id) > (${}::text, ${}::uuid)",
+}
+_SEARCH = "search @@ (to_tsquery('simple', ${0}) || to_tsquery('english', ${0}))"
+_CATEGORY = "category_slug = ${}"
+_MIN_PRICE = "min_price_minor >= ${}::bigint"
+_MAX_PRICE = "min_price_minor <= ${}::bigint"
+
+
+def sort_key(product: ProductView, sort: ProductSort) -> Any:
+    """The value of the product's sort column, as a cursor carries it."""
+    if sort is ProductSort.NEWEST:
+        return product.created_at
+    if sort is ProductSort.NAME:
+        return product.name.lower()
+    return product.min_price_minor
+
+
+async def list_products(
+    conn: Connection,
+    *,
+    where: ProductFilter,
+    sort: ProductSort,
+    after: tuple[Any, UUID] | None,
+    limit: int,
+) -> list[ProductView]:
+    """One page of live products with their variants, in one statement."""
+    params: list[Any] = []
+
+    def param(value: Any) -> int:
+        params.append(value)
+        return len(params)
+
+    conditions = ["archived_at IS NULL"]
+    if where.search is not None:
+        conditions.append(_SEARCH.format(param(where.search)))
+    if where.category is not None:
+        conditions.append(_CATEGORY.format(param(where.category)))
+    if where.min_price_minor is not None:
+        conditions.append(_MIN_PRICE.format(param(where.min_price_minor)))
+    if where.max_price_minor is not None:
+        conditions.append(_MAX_PRICE.format(param(where.max_price_minor)))
+    if after is not None:
+        conditions.append(_AFTER[sort].format(param(after[0]), param(after[1])))
+    order_by = _ORDER_BY[sort]
+    sql = f"""
+        WITH page AS (
+            SELECT {_PRODUCT_COLUMNS} FROM products
+            WHERE {" AND ".join(conditions)}
+            ORDER BY {order_by}
+            LIMIT ${param(limit)}
+        )
+        SELECT page.*, ({_VARIANTS_JSON}) AS variants
+        FROM page
+        ORDER BY {order_by}
+    """  # noqa: S608 - fixed fragments only; every value is a $n parameter
+    rows = await conn.fetch(sql, *params)
+    return [_product_view(r) for r in rows]
+
+
+async def get_product_view(
+    conn: Connection, *, product_id: UUID | None = None, slug: str | None = None
+) -> ProductView | None:
+    """A live product by id or by slug, with its variants."""
+    if product_id is not None:
+        row = await conn.fetchrow(
+            f"""
+            SELECT page.*, ({_VARIANTS_JSON}) AS variants
+            FROM (SELECT {_PRODUCT_COLUMNS} FROM products
+                  WHERE id = $1 AND archived_at IS NULL) page
+            """,  # noqa: S608 - fixed fragments only
+            product_id,
+        )
+    else:
+        row = await conn.fetchrow(
+            f"""
+            SELECT page.*, ({_VARIANTS_JSON}) AS variants
+            FROM (SELECT {_PRODUCT_COLUMNS} FROM products
+                  WHERE slug = $1 AND archived_at IS NULL) page
+            """,  # noqa: S608 - fixed fragments only
+            slug,
+        )
+    return None if row is None else _product_view(row)
+
+
+def _product_view(row: asyncpg.Record) -> ProductView:
+    return ProductView(
+        id=row["id"],
+        slug=row["slug"],
+        name=row["name"],
+        description=row["description"],
+        category=row["category_slug"],
+        variants=[
+            VariantView(
+                sku=v["sku"],
+                name=v["name"],
+                price=Money.from_minor(v["price_minor"], v["currency"]),
+                available=v["available"],
+            )
+            for v in row["variants"]
+        ],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        min_price_minor=row["min_price_minor"],
+    )
+
+
+async def get_variants(conn: Connection, skus: Sequence[str]) -> list[VariantSnapshot]:
+    rows = await conn.fetch(
+        """
+        SELECT v.sku, v.product_id, p.name AS product_name, v.name AS variant_name,
+               v.price_minor, v.currency, v.on_hand - v.reserved AS available,
+               v.archived_at IS NULL AND p.archived_at IS NULL AS sellable
+        FROM variants v JOIN products p ON p.id = v.product_id
+        WHERE v.sku = ANY($1::text[])
+        """,
+        list(skus),
+    )
+    return [
+        VariantSnapshot(
+            sku=r["sku"],
+            product_id=r["product_id"],
+            product_name=r["product_name"],
+            variant_name=r["variant_name"],
+            price=Money.from_minor(r["price_minor"], r["currency"]),
+            available=r["available"],
+            sellable=r["sellable"],
+        )
+        for r in rows
+    ]
+
+
+# ---------------------------------------------------------------- stock
+
+
+async def lock_for_reservation(conn: Connection, skus: Sequence[str]) -> dict[str, int]:
+    """Lock the variants in ascending SKU order; the available stock of the
+    sellable ones (unknown or archived SKUs are left out)."""
+    rows = await conn.fetch(
+        """
+        SELECT v.sku, v.on_hand - v.reserved AS available,
+               v.archived_at IS NULL AND p.archived_at IS NULL AS sellable
+        FROM variants v JOIN products p ON p.id = v.product_id
+        WHERE v.sku = ANY($1::text[])
+        ORDER BY v.sku
+        FOR UPDATE OF v
+        """,
+        list(skus),
+    )
+    return {r["sku"]: r["available"] for r in rows if r["sellable"]}
+
+
+async def reserve(conn: Connection, skus: Sequence[str], quantities: Sequence[int]) -> list[str]:
+    """Reserve each line only if its stock allows; the SKUs reserved."""
+    rows = await conn.fetch(
+        """
+        UPDATE variants v
+        SET reserved = v.reserved + l.qty, updated_at = now()
+        FROM unnest($1::text[], $2::int[]) AS l(sku, qty)
+        WHERE v.sku = l.sku AND v.on_hand - v.reserved >= l.qty
+        RETURNING v.sku
+        """,
+        list(skus),
+        list(quantities),
+    )
+    return [r["sku"] for r in rows]
+
+
+async def release(conn: Connection, skus: Sequence[str], quantities: Sequence[int]) -> list[str]:
+    """Give reserved units back; the SKUs released (never below zero reserved)."""
+    rows = await conn.fetch(
+        """
+        WITH locked AS MATERIALIZED (
+            SELECT v.sku, l.qty
+            FROM variants v JOIN unnest($1::text[], $2::int[]) AS l(sku, qty) USING (sku)
+            ORDER BY v.sku
+            FOR UPDATE OF v
+        )
+        UPDATE variants v
+        SET reserved = v.reserved - locked.qty, updated_at = now()
+        FROM locked
+        WHERE v.sku = locked.sku AND v.reserved >= locked.qty
+        RETURNING v.sku
+        """,
+        list(skus),
+        list(quantities),
+    )
+    return [r["sku"] for r in rows]
+
+
+async def sell(
+    conn: Connection, skus: Sequence[str], quantities: Sequence[int], *, reason: str
+) -> list[str]:
+    """Turn reserved units into sold ones, with a ledger row each; the SKUs sold."""
+    rows = await conn.fetch(
+        """
+        WITH locked AS MATERIALIZED (
+            SELECT v.sku, l.qty
+            FROM variants v JOIN unnest($1::text[], $2::int[]) AS l(sku, qty) USING (sku)
+            ORDER BY v.sku
+            FOR UPDATE OF v
+        ), sold AS (
+            UPDATE variants v
+            SET on_hand = v.on_hand - locked.qty, reserved = v.reserved - locked.qty,
+                updated_at = now()
+            FROM locked
+            WHERE v.sku = locked.sku AND v.reserved >= locked.qty
+            RETURNING v.sku, locked.qty, v.on_hand
+        ), ledger AS (
+            INSERT INTO inventory_adjustments (sku, delta, reason, on_hand_after)
+            SELECT sku, -qty, $3, on_hand FROM sold
+        )
+        SELECT sku FROM sold
+        """,
+        list(skus),
+        list(quantities),
+        reason,
+    )
+    return [r["sku"] for r in rows]
+
+
+async def restock(
+    conn: Connection,
+    skus: Sequence[str],
+    quantities: Sequence[int],
+    *,
+    reason: str,
+    actor_id: UUID | None,
+) -> list[str]:
+    """Add units to on-hand stock, with a ledger row each; the SKUs restocked."""
+    rows = await conn.fetch(
+        """
+        WITH locked AS MATERIALIZED (
+            SELECT v.sku, l.qty
+            FROM variants v JOIN unnest($1::text[], $2::int[]) AS l(sku, qty) USING (sku)
+            ORDER BY v.sku
+            FOR UPDATE OF v
+        ), restocked AS (
+            UPDATE variants v
+            SET on_hand = v.on_hand + locked.qty, updated_at = now()
+            FROM locked
+            WHERE v.sku = locked.sku
+            RETURNING v.sku, locked.qty, v.on_hand
+        ), ledger AS (
+            INSERT INTO inventory_adjustments (sku, delta, reason, actor_id, on_hand_after)
+            SELECT sku, qty, $3, $4, on_hand FROM restocked
+        )
+        SELECT sku FROM restocked
+        """,
+        list(skus),
+        list(quantities),
+        reason,
+        actor_id,
+    )
+    return [r["sku"] for r in rows]
+
+
+async def adjust_on_hand(
+    conn: Connection, *, sku: str, delta: int, reason: str, actor_id: UUID | None
+) -> StockLevel | None:
+    """Change on-hand stock by `delta` unless it would drop below what is reserved
+    (or exceed the stock limit), with a ledger row; None when refused or unknown."""
+    row = await conn.fetchrow(
+        """
+        WITH adjusted AS (
+            UPDATE variants
+            SET on_hand = on_hand + $2, updated_at = now()
+            WHERE sku = $1 AND on_hand + $2::bigint BETWEEN reserved AND $5
+            RETURNING sku, on_hand, reserved
+        ), ledger AS (
+            INSERT INTO inventory_adjustments (sku, delta, reason, actor_id, on_hand_after)
+            SELECT sku, $2, $3, $4, on_hand FROM adjusted
+        )
+        SELECT sku, on_hand, reserved FROM adjusted
+        """,
+        sku,
+        delta,
+        reason,
+        actor_id,
+        MAX_STOCK,
+    )
+    return None if row is None else StockLevel(row["sku"], row["on_hand"], row["reserved"])
+
+
+async def get_stock_level(conn: Connection, sku: str) -> StockLevel | None:
+    row = await conn.fetchrow("SELECT sku, on_hand, reserved FROM variants WHERE sku = $1", sku)
+    return None if row is None else StockLevel(row["sku"], row["on_hand"], row["reserved"])
+
+
+# ---------------------------------------------------------------- demo catalog
+
+
+async def insert_demo_catalog(
+    conn: Connection,
+    *,
+    slugs: Sequence[str],
+    names: Sequence[str],
+    descriptions: Sequence[str],
+    categories: Sequence[str],
+    min_prices_minor: Sequence[int],
+    variant_slugs: Sequence[str],
+    skus: Sequence[str],
+    variant_names: Sequence[str],
+    prices_minor: Sequence[int],
+    currency: str,
+    stocks: Sequence[int],
+    positions: Sequence[int],
+) -> tuple[int, int]:
+    """Insert, in one statement, the products whose slug is free, their variants
+    and the initial-stock ledger rows; how many products and variants were new.
+
+    Variants attach only to products inserted here, so a product that already
+    existed (an earlier run, or a shop's own product with that slug) is untouched.
+    """
+    row = await conn.fetchrow(
+        """
+        WITH new_products AS (
+            INSERT INTO products (slug, name, description, category_slug, min_price_minor,
+                                  created_at, updated_at)
+            SELECT slug, name, description, category, min_price, now, now
+            FROM (SELECT *, clock_timestamp() AS now
+                  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])
+                       AS u(slug, name, description, category, min_price)) l
+            ON CONFLICT (slug) DO NOTHING
+            RETURNING id, slug
+        ), new_variants AS (
+            INSERT INTO variants (sku, product_id, name, price_minor, currency, on_hand, position)
+            SELECT l.sku, p.id, l.name, l.price_minor, $11, l.stock, l.position
+            FROM unnest($6::text[], $7::text[], $8::text[], $9::bigint[], $10::int[], $12::int[])
+                 AS l(slug, sku, name, price_minor, stock, position)
+            JOIN new_products p USING (slug)
+            ON CONFLICT (sku) DO NOTHING
+            RETURNING sku, on_hand
+        ), ledger AS (
+            INSERT INTO inventory_adjustments (sku, delta, reason, on_hand_after)
+            SELECT sku, on_hand, 'initial stock (demo catalog)', on_hand
+            FROM new_variants WHERE on_hand > 0
+        )
+        SELECT (SELECT count(*) FROM new_products) AS products,
+               (SELECT count(*) FROM new_variants) AS variants
+        """,
+        list(slugs),
+        list(names),
+        list(descriptions),
+        list(categories),
+        list(min_prices_minor),
+        list(variant_slugs),
+        list(skus),
+        list(variant_names),
+        list(prices_minor),
+        list(stocks),
+        currency,
+        list(positions),
+    )
+    assert row is not None
+    return row["products"], row["variants"]

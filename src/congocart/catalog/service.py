@@ -1,0 +1,428 @@
+"""Catalog use cases: the storefront's reads, the admin's writes, and the stock
+operations carts and checkout build on.
+
+Stock functions run a bounded number of statements whatever the number of
+lines, and take row locks in ascending SKU order so concurrent multi-line
+reservations can never deadlock.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from congocart.catalog import repository
+from congocart.catalog.demo import CATEGORIES, demo_product
+from congocart.catalog.domain import (
+    DEFAULT_VARIANT_NAME,
+    Category,
+    NewProduct,
+    NewVariant,
+    ProductChanges,
+    ProductFilter,
+    ProductPage,
+    ProductSort,
+    ProductView,
+    StockLevel,
+    VariantSnapshot,
+    category_name,
+    is_uuid,
+    search_prefix_query,
+    stock_lines,
+)
+from congocart.catalog.errors import (
+    InsufficientStock,
+    InvalidPriceRange,
+    OutOfStock,
+    ProductNotFound,
+    SkuNotFound,
+    SkuTaken,
+    SlugTaken,
+    StockLimitExceeded,
+    StockNotReserved,
+    WrongCurrency,
+)
+from congocart.core.db import Connection
+from congocart.core.money import Money
+from congocart.core.pagination import InvalidCursor, decode_cursor, encode_cursor
+
+__all__ = [
+    "OutOfStock",
+    "SeedResult",
+    "VariantSnapshot",
+    "add_variant",
+    "adjust_stock",
+    "archive_product",
+    "commit_stock",
+    "create_product",
+    "get_product",
+    "get_variants",
+    "list_categories",
+    "list_products",
+    "release_stock",
+    "reserve_stock",
+    "restock",
+    "seed_demo_catalog",
+    "update_product",
+    "update_variant",
+]
+
+_SLUG_ATTEMPTS = 3
+
+# ---------------------------------------------------------------- storefront reads
+
+
+async def list_products(
+    conn: Connection,
+    *,
+    currency: str,
+    q: str | None = None,
+    category: str | None = None,
+    min_price: Decimal | None = None,
+    max_price: Decimal | None = None,
+    sort: ProductSort = ProductSort.NEWEST,
+    limit: int = 20,
+    cursor: str | None = None,
+) -> ProductPage:
+    """A page of live products. Prices filter and sort on each product's lowest
+    variant price (its "from" price), in the shop currency."""
+    min_minor = _price_bound(min_price, currency=currency, field="min_price")
+    max_minor = _price_bound(max_price, currency=currency, field="max_price")
+    if min_minor is not None and max_minor is not None and min_minor > max_minor:
+        raise InvalidPriceRange(field="min_price", message="must not exceed max_price")
+    where = ProductFilter(
+        search=search_prefix_query(q) if q else None,
+        category=category,
+        min_price_minor=min_minor,
+        max_price_minor=max_minor,
+    )
+    after = None if cursor is None else _decode_product_cursor(cursor, sort)
+    rows = await repository.list_products(
+        conn, where=where, sort=sort, after=after, limit=limit + 1
+    )
+    items = rows[:limit]
+    next_cursor = None
+    if len(rows) > limit:
+        last = items[-1]
+        key = repository.sort_key(last, sort)
+        encoded_key = key.isoformat() if isinstance(key, datetime) else key
+        next_cursor = encode_cursor([sort.value, encoded_key, str(last.id)])
+    return ProductPage(items=items, next_cursor=next_cursor)
+
+
+def _price_bound(value: Decimal | None, *, currency: str, field: str) -> int | None:
+    if value is None:
+        return None
+    price = Money(value, currency)
+    if value < 0 or not price.is_exact():
+        raise InvalidPriceRange(field=field, message=f"must be a non-negative amount of {currency}")
+    return price.to_minor()
+
+
+def _decode_product_cursor(cursor: str, sort: ProductSort) -> tuple[Any, UUID]:
+    sort_name, key, product_id = decode_cursor(cursor, length=3)
+    if sort_name != sort.value or not isinstance(product_id, str):
+        raise InvalidCursor
+    try:
+        if sort is ProductSort.NEWEST and isinstance(key, str):
+            return datetime.fromisoformat(key), UUID(product_id)
+        if sort is ProductSort.NAME and isinstance(key, str):
+            return key, UUID(product_id)
+        if sort in (ProductSort.PRICE_ASC, ProductSort.PRICE_DESC) and type(key) is int:
+            return key, UUID(product_id)
+    except ValueError as exc:
+        raise InvalidCursor from exc
+    raise InvalidCursor
+
+
+async def get_product(conn: Connection, *, id_or_slug: str) -> ProductView:
+    """A live product by its id or its slug; archived products are not found."""
+    if is_uuid(id_or_slug):
+        product = await repository.get_product_view(conn, product_id=UUID(id_or_slug))
+    else:
+        product = await repository.get_product_view(conn, slug=id_or_slug)
+    if product is None:
+        raise ProductNotFound
+    return product
+
+
+async def list_categories(conn: Connection) -> list[Category]:
+    return await repository.list_categories(conn)
+
+
+# ---------------------------------------------------------------- admin writes
+
+
+async def create_product(
+    tx: Connection, *, product: NewProduct, currency: str, actor_id: UUID | None
+) -> ProductView:
+    """Create a product with its variants and their initial stock.
+
+    A slug derived from the name gets a short random suffix when taken; a slug
+    the caller chose is theirs or a 409.
+    """
+    for i, variant in enumerate(product.variants):
+        _require_currency(variant.price, currency=currency, field=f"variants.{i}.price.currency")
+    if product.category is not None:
+        await repository.ensure_category(
+            tx, slug=product.category, name=category_name(product.category)
+        )
+    base_slug = product.base_slug()
+    product_id = None
+    for attempt in range(_SLUG_ATTEMPTS):
+        slug = base_slug if attempt == 0 else f"{base_slug[:90]}-{secrets.token_hex(3)}"
+        product_id = await repository.insert_product(
+            tx,
+            slug=slug,
+            name=product.name,
+            description=product.description,
+            category=product.category,
+            min_price_minor=product.min_price().to_minor(),
+        )
+        if product_id is not None or product.slug is not None:
+            break
+    if product_id is None:
+        raise SlugTaken
+    await _insert_variants(tx, product_id=product_id, variants=product.variants, actor_id=actor_id)
+    return await _product_view(tx, product_id)
+
+
+async def update_product(
+    tx: Connection, *, product_id: UUID, changes: ProductChanges
+) -> ProductView:
+    current = await repository.get_product_fields_for_update(tx, product_id)
+    if current is None:
+        raise ProductNotFound
+    # Name and slug are never null when given; description may become empty and
+    # category may be cleared, so for those two "given" is read from `fields`.
+    fields = changes.fields
+    category = changes.category if "category" in fields else current["category_slug"]
+    if category is not None and category != current["category_slug"]:
+        await repository.ensure_category(tx, slug=category, name=category_name(category))
+    await repository.update_product(
+        tx,
+        product_id=product_id,
+        slug=changes.slug or current["slug"],
+        name=changes.name or current["name"],
+        description=(
+            changes.description if changes.description is not None else current["description"]
+        ),
+        category=category,
+    )
+    return await _product_view(tx, product_id)
+
+
+async def add_variant(
+    tx: Connection,
+    *,
+    product_id: UUID,
+    variant: NewVariant,
+    currency: str,
+    actor_id: UUID | None,
+) -> ProductView:
+    _require_currency(variant.price, currency=currency, field="price.currency")
+    if not await repository.product_is_live(tx, product_id):
+        raise ProductNotFound
+    await _insert_variants(tx, product_id=product_id, variants=[variant], actor_id=actor_id)
+    await repository.refresh_product(tx, product_id)
+    return await _product_view(tx, product_id)
+
+
+async def update_variant(
+    tx: Connection,
+    *,
+    sku: str,
+    currency: str,
+    name: str | None = None,
+    price: Money | None = None,
+) -> ProductView:
+    """Rename or reprice a variant; the product's "from" price follows in the same
+    transaction."""
+    if price is not None:
+        _require_currency(price, currency=currency, field="price.currency")
+    product_id = await repository.update_variant(
+        tx, sku=sku, name=name, price_minor=None if price is None else price.to_minor()
+    )
+    if product_id is None:
+        raise SkuNotFound
+    await repository.refresh_product(tx, product_id)
+    return await _product_view(tx, product_id)
+
+
+async def archive_product(tx: Connection, *, product_id: UUID) -> None:
+    """Stop selling and listing a product. Its rows stay, so past orders and
+    reservations still resolve its SKUs."""
+    if not await repository.archive_product(tx, product_id):
+        raise ProductNotFound
+
+
+async def adjust_stock(
+    tx: Connection, *, sku: str, delta: int, reason: str, actor_id: UUID | None
+) -> StockLevel:
+    """Add or remove on-hand units (a count, a delivery, shrinkage) with a ledger row.
+
+    One conditional UPDATE: on-hand never drops below what is reserved.
+    """
+    level = await repository.adjust_on_hand(
+        tx, sku=sku, delta=delta, reason=reason, actor_id=actor_id
+    )
+    if level is not None:
+        return level
+    current = await repository.get_stock_level(tx, sku)
+    if current is None:
+        raise SkuNotFound
+    if current.on_hand + delta < current.reserved:
+        raise InsufficientStock(
+            f"{sku} has {current.on_hand} on hand and {current.reserved} reserved; "
+            f"removing {-delta} would leave less than is reserved."
+        )
+    raise StockLimitExceeded
+
+
+def _require_currency(price: Money, *, currency: str, field: str) -> None:
+    if price.currency != currency:
+        raise WrongCurrency(field=field, currency=currency)
+
+
+async def _insert_variants(
+    tx: Connection,
+    *,
+    product_id: UUID,
+    variants: Sequence[NewVariant],
+    actor_id: UUID | None,
+) -> None:
+    skus = [v.sku for v in variants]
+    inserted = await repository.insert_variants(
+        tx,
+        product_id=product_id,
+        skus=skus,
+        names=[v.name or DEFAULT_VARIANT_NAME for v in variants],
+        prices_minor=[v.price.to_minor() for v in variants],
+        currency=variants[0].price.currency,
+        stocks=[v.stock for v in variants],
+        reason="initial stock",
+        actor_id=actor_id,
+    )
+    if len(inserted) != len(skus):
+        raise SkuTaken(sorted(set(skus) - set(inserted)))
+
+
+async def _product_view(conn: Connection, product_id: UUID) -> ProductView:
+    product = await repository.get_product_view(conn, product_id=product_id)
+    if product is None:
+        raise ProductNotFound
+    return product
+
+
+# ---------------------------------------------------------------- stock for carts and checkout
+
+
+async def get_variants(conn: Connection, *, skus: Sequence[str]) -> dict[str, VariantSnapshot]:
+    """The named variants as they are now (one query); unknown SKUs are absent."""
+    if not skus:
+        return {}
+    return {v.sku: v for v in await repository.get_variants(conn, list(set(skus)))}
+
+
+async def reserve_stock(tx: Connection, *, lines: Mapping[str, int]) -> None:
+    """Reserve `quantity` units of each SKU, all or nothing.
+
+    Locks the variant rows in ascending SKU order first, so concurrent
+    reservations of overlapping SKUs queue instead of deadlocking; then one
+    conditional UPDATE takes the stock. Raises `OutOfStock` naming every SKU
+    that is short, unknown or no longer sold; the caller's transaction then
+    rolls back.
+    """
+    _require_transaction(tx)
+    if not lines:
+        return
+    skus, quantities = stock_lines(lines)
+    available = await repository.lock_for_reservation(tx, skus)
+    short = [sku for sku, qty in zip(skus, quantities, strict=True) if available.get(sku, 0) < qty]
+    if short:
+        raise OutOfStock(short)
+    reserved = await repository.reserve(tx, skus, quantities)
+    if len(reserved) != len(skus):  # cannot happen under the locks; the UPDATE is the guard
+        raise OutOfStock(sorted(set(skus) - set(reserved)))
+
+
+async def release_stock(tx: Connection, *, lines: Mapping[str, int]) -> None:
+    """Give reserved units back (an abandoned or failed checkout)."""
+    _require_transaction(tx)
+    if not lines:
+        return
+    skus, quantities = stock_lines(lines)
+    released = await repository.release(tx, skus, quantities)
+    if len(released) != len(skus):
+        raise StockNotReserved(sorted(set(skus) - set(released)))
+
+
+async def commit_stock(tx: Connection, *, lines: Mapping[str, int], reason: str = "sale") -> None:
+    """Turn reserved units into a sale: on-hand and reserved both drop by the quantity."""
+    _require_transaction(tx)
+    if not lines:
+        return
+    skus, quantities = stock_lines(lines)
+    sold = await repository.sell(tx, skus, quantities, reason=reason)
+    if len(sold) != len(skus):
+        raise StockNotReserved(sorted(set(skus) - set(sold)))
+
+
+async def restock(
+    tx: Connection, *, lines: Mapping[str, int], reason: str, actor_id: UUID | None
+) -> None:
+    """Put sold units back on hand (a cancellation or a return), with ledger rows."""
+    _require_transaction(tx)
+    if not lines:
+        return
+    skus, quantities = stock_lines(lines)
+    restocked = await repository.restock(tx, skus, quantities, reason=reason, actor_id=actor_id)
+    if len(restocked) != len(skus):
+        raise SkuNotFound(f"Unknown SKU: {', '.join(sorted(set(skus) - set(restocked)))}.")
+
+
+def _require_transaction(tx: Connection) -> None:
+    # Row locks outside a transaction are released at once; that would be a bug.
+    if not tx.is_in_transaction():
+        raise RuntimeError("stock operations must run inside a transaction")
+
+
+# ---------------------------------------------------------------- demo catalog
+
+
+@dataclass(frozen=True, slots=True)
+class SeedResult:
+    products: int
+    variants: int
+
+
+async def seed_demo_catalog(tx: Connection, *, products: int, currency: str) -> SeedResult:
+    """Load the first `products` demo products (idempotent: existing ones are kept).
+
+    Bulk statements, so ten thousand products take seconds.
+    """
+    for slug, name, _, _ in CATEGORIES:
+        await repository.ensure_category(tx, slug=slug, name=name)
+    demo = [demo_product(n) for n in range(products)]
+    variants = [(p.slug, position, v) for p in demo for position, v in enumerate(p.variants)]
+    created_products, created_variants = await repository.insert_demo_catalog(
+        tx,
+        slugs=[p.slug for p in demo],
+        names=[p.name for p in demo],
+        descriptions=[p.description for p in demo],
+        categories=[p.category for p in demo],
+        min_prices_minor=[min(v.price_minor for v in p.variants) for p in demo],
+        variant_slugs=[slug for slug, _, _ in variants],
+        skus=[v.sku for _, _, v in variants],
+        variant_names=[v.name for _, _, v in variants],
+        prices_minor=[v.price_minor for _, _, v in variants],
+        currency=currency,
+        stocks=[v.stock for _, _, v in variants],
+        positions=[position for _, position, _ in variants],
+    )
+    return SeedResult(products=created_products, variants=created_variants)
