@@ -43,11 +43,11 @@ class LoginRequest(RequestModel):
 
 
 class RefreshRequest(RequestModel):
-    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=512)]
+    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
 
 
 class LogoutRequest(RequestModel):
-    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=512)]
+    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
 
 
 class PasswordChange(RequestModel):

@@ -100,11 +100,14 @@ async def refresh_session(tx: Connection, *, refresh_token: str, keys: TokenKeys
     spent = await repository.spend_refresh_token(tx, token_hash)
     if spent is None:
         state = await repository.get_refresh_token(tx, token_hash)
-        if state is None or state.family_revoked_at is not None:
+        if state is None:
             raise InvalidToken()
         if state.used_at is not None:
+            # Spent is spent, whether or not the family was already revoked.
             await repository.revoke_family(tx, state.family_id, reason="reused")
             raise RefreshTokenReused()
+        if state.family_revoked_at is not None:
+            raise InvalidToken("The session has ended; log in again.")
         raise InvalidToken("The refresh token has expired; log in again.")
     user = await repository.get_user(tx, spent.user_id)
     if user is None:
