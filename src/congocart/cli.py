@@ -8,6 +8,7 @@ import os
 import typer
 import uvicorn
 
+from congocart.bench.command import bench as bench_command
 from congocart.catalog import service as catalog
 from congocart.config import Settings, get_settings
 from congocart.core import migrations
@@ -86,6 +87,9 @@ def seed(
         f"demo catalog of {products} products: added {result.products} products "
         f"and {result.variants} variants"
     )
+
+
+app.command("bench")(bench_command)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,431 @@
+"""`congocart bench`: set everything up, run the scenarios, check, report, clean up.
+
+1. A throw-away PostgreSQL cluster (see `cluster.py`), the app's database
+   migrated and seeded with `congocart migrate` and `congocart seed`, the
+   pgbench database loaded from `../shared/bench/db-limit-schema.sql`.
+2. `congocart serve --workers N` on a free port, rate limits off.
+3. Each scenario at each concurrency: warm-up, then a timed closed-loop run,
+   with pg_stat_statements and CPU sampled either side and, for checkout
+   runs, the store's invariants checked afterwards.
+4. pgbench's checkout transaction at each concurrency.
+5. JSON, Markdown and PNG under `bench/results/`, the table printed, and the
+   summary line last. Servers stop and the cluster is deleted whatever
+   happens (Ctrl-C and SIGTERM included).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import platform
+import signal
+import subprocess
+import sys
+from collections import deque
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+
+import uvloop
+
+from congocart.bench import invariants, pgbench, report, statements
+from congocart.bench.client import Client
+from congocart.bench.cluster import BenchCluster, ClusterError, find_binaries, free_port
+from congocart.bench.latency import Tally, summarize
+from congocart.bench.loadgen import Operation, Session, open_sessions, run_closed_loop
+from congocart.bench.processes import ApiServer, own_cpu_seconds, tree_cpu_seconds
+from congocart.bench.report import Report, RunResult
+from congocart.bench.scenarios import (
+    SCENARIOS,
+    UNITS,
+    Browse,
+    Carts,
+    CatalogSample,
+    Checkout,
+    CheckoutFlow,
+    PlacedOrder,
+    PreparedCart,
+    SetupError,
+    sample_catalog,
+)
+from congocart.core.db import Connection, connect_single
+
+ROOT = Path(__file__).resolve().parents[3]
+APP_DATABASE = "congocart"
+HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Options:
+    duration: float = 20.0
+    warmup: float = 5.0
+    concurrency: tuple[int, ...] = (1, 8, 32)
+    scenarios: tuple[str, ...] = SCENARIOS
+    workers: int = 2
+    products: int = 10_000
+    output: Path = ROOT / "bench" / "results"
+    shared_dir: Path = ROOT.parent / "shared" / "bench"
+    run_pgbench: bool = True
+    shared_buffers: str = "512MB"
+    max_carts: int = 200_000
+
+    @property
+    def pgbench_script(self) -> Path:
+        return self.shared_dir / "db-limit-checkout.sql"
+
+    @property
+    def pgbench_schema(self) -> Path:
+        return self.shared_dir / "db-limit-schema.sql"
+
+    @property
+    def wants_pgbench(self) -> bool:
+        return self.run_pgbench and bool({"checkout", "checkout-flow"} & set(self.scenarios))
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C, so every `finally` (servers, temp cluster) runs."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_cli(args: list[str], *, env: dict[str, str], log: Path) -> None:
+    with log.open("ab") as out:
+        out.write(f"\n$ congocart {' '.join(args)}\n".encode())
+        out.flush()
+        result = subprocess.run(
+            [sys.executable, "-m", "congocart.cli", *args],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+    if result.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
+        raise SetupError(f"`congocart {' '.join(args)}` failed ({result.returncode}):\n{tail}")
+
+
+def _prepare_database(options: Options, cluster: BenchCluster, log: Path) -> None:
+    cluster.psql("postgres", command=f'CREATE DATABASE "{APP_DATABASE}"')
+    cluster.psql("postgres", command=f'CREATE ROLE "{statements.OBSERVER}" LOGIN SUPERUSER')
+    if cluster.binaries.has_pg_stat_statements:
+        cluster.psql(APP_DATABASE, command="CREATE EXTENSION pg_stat_statements")
+    env = dict(os.environ, DATABASE_URL=cluster.dsn(APP_DATABASE))
+    say("bench: migrating")
+    _run_cli(["migrate"], env=env, log=log)
+    say(f"bench: seeding {options.products:,} products")
+    _run_cli(["seed", "--products", str(options.products)], env=env, log=log)
+    cluster.psql(APP_DATABASE, command="VACUUM ANALYZE")
+    if options.wants_pgbench:
+        say("bench: loading the pgbench schema")
+        pgbench.load_schema(cluster, options.pgbench_schema)
+
+
+def run(options: Options) -> int:
+    """Run the whole bench; 0 when every run kept the invariants, 1 otherwise, 130 on Ctrl-C."""
+    for path in (options.pgbench_script, options.pgbench_schema) if options.wants_pgbench else ():
+        if not path.exists():
+            say(f"bench: {path} not found (pass --shared-dir, or --no-pgbench)")
+            return 2
+    binaries = find_binaries()
+    started = datetime.now(UTC)
+    bench_report = Report(
+        started_at=started.strftime("%Y-%m-%d %H:%M UTC"),
+        machine={
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(terse=True),
+            "python": platform.python_version(),
+            "postgres": binaries.version,
+        },
+        options={
+            "duration_s": options.duration,
+            "warmup_s": options.warmup,
+            "concurrency": list(options.concurrency),
+            "scenarios": list(options.scenarios),
+            "api_workers": options.workers,
+            "products": options.products,
+            "shared_buffers": options.shared_buffers,
+        },
+    )
+    exit_code = 0
+    with _sigterm_as_interrupt():
+        try:
+            with ExitStack() as stack:
+                say(f"bench: starting PostgreSQL ({binaries.version}, {binaries.bin_dir})")
+                cluster = stack.enter_context(
+                    BenchCluster(binaries, shared_buffers=options.shared_buffers, host=HOST)
+                )
+                assert cluster.root is not None
+                setup_log = cluster.root / "setup.log"
+                _prepare_database(options, cluster, setup_log)
+                server = ApiServer(
+                    database_url=cluster.dsn(APP_DATABASE),
+                    port=free_port(HOST),
+                    workers=options.workers,
+                    log_path=cluster.root / "api.log",
+                    home=cluster.root / "home",
+                    host=HOST,
+                )
+                stack.callback(server.stop)
+                say(f"bench: starting the API ({options.workers} workers, port {server.port})")
+                server.start()
+                runner = stack.enter_context(asyncio.Runner(loop_factory=uvloop.new_event_loop))
+                runner.run(_measure(options, cluster, server, bench_report))
+                if server.process is not None and server.process.poll() is not None:
+                    bench_report.failures.append(f"the API died:\n{server.log_tail()}")
+        except KeyboardInterrupt:
+            bench_report.failures.append("interrupted")
+            exit_code = 130
+        except (ClusterError, SetupError, pgbench.PgbenchError, RuntimeError, OSError) as exc:
+            bench_report.failures.append(f"{type(exc).__name__}: {exc}")
+    bench_report.finished_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    if bench_report.runs or bench_report.pgbench:
+        for path in report.write_all(bench_report, options.output, stamp=stamp):
+            if not path.name.startswith("latest"):
+                say(f"bench: wrote {path}")
+    say("")
+    say(report.markdown(bench_report))
+    for failure in bench_report.failures:
+        say(f"bench: FAILED: {failure}")
+    broken = [run for run in bench_report.runs if not run.invariants_ok]
+    for run in broken:
+        say(f"bench: INVARIANT BROKEN in {run.scenario} c{run.concurrency}")
+    if exit_code == 0 and not bench_report.ok:
+        exit_code = 1
+    say(report.summary_line(bench_report))
+    return exit_code
+
+
+@dataclass
+class _Probe:
+    """CPU and SQL counters read just before and after a timed run."""
+
+    api: float = 0.0
+    postgres: float = 0.0
+    loadgen: float = 0.0
+    sql: dict[statements.StatementKey, statements.StatementCount] = field(default_factory=dict)
+
+
+async def _probe(
+    server: ApiServer, cluster: BenchCluster, observer: Connection, *, sql: bool
+) -> _Probe:
+    return _Probe(
+        api=tree_cpu_seconds(server.pid),
+        postgres=tree_cpu_seconds(cluster.pid),
+        loadgen=own_cpu_seconds(),
+        sql=await statements.snapshot(observer, database=APP_DATABASE) if sql else {},
+    )
+
+
+async def _measure(
+    options: Options, cluster: BenchCluster, server: ApiServer, bench_report: Report
+) -> None:
+    await server.wait_ready()
+    observer = await connect_single(cluster.dsn(APP_DATABASE, user=statements.OBSERVER))
+    try:
+        setup_client = Client(HOST, server.port)
+        try:
+            catalog = await sample_catalog(setup_client)
+        finally:
+            setup_client.close()
+        say(
+            f"bench: catalog sample: {len(catalog.slugs):,} products, "
+            f"{len(catalog.skus):,} SKUs in stock, {len(catalog.categories)} categories"
+        )
+        for seed, scenario in enumerate(options.scenarios):
+            for concurrency in options.concurrency:
+                result = await _measure_one(
+                    options,
+                    cluster,
+                    server,
+                    observer,
+                    catalog,
+                    scenario=scenario,
+                    concurrency=concurrency,
+                    seed=seed * 100 + concurrency,
+                )
+                bench_report.runs.append(result)
+                say(_progress_line(result))
+        if options.wants_pgbench:
+            for concurrency in options.concurrency:
+                say(f"bench: pgbench c{concurrency}")
+                if options.warmup > 0:
+                    await asyncio.to_thread(
+                        pgbench.run,
+                        cluster,
+                        options.pgbench_script,
+                        concurrency=concurrency,
+                        duration=options.warmup,
+                    )
+                limit = await asyncio.to_thread(
+                    pgbench.run,
+                    cluster,
+                    options.pgbench_script,
+                    concurrency=concurrency,
+                    duration=options.duration,
+                )
+                bench_report.pgbench.append(limit)
+                ratio = bench_report.checkout_ratio(concurrency)
+                say(
+                    f"bench:   pgbench c{concurrency}: {limit.tps:,.1f} TPS"
+                    + (f", checkout ÷ pgbench = {ratio:.3f}" if ratio is not None else "")
+                )
+    finally:
+        await observer.close()
+
+
+def _progress_line(run: RunResult) -> str:
+    latency = run.latency_ms
+    p99 = f"{latency.p99:.1f}" if latency else "n/a"
+    sql = f"{run.sql_per_op:.1f}" if run.sql_per_op is not None else "n/a"
+    line = (
+        f"bench:   {run.scenario} c{run.concurrency}: {run.throughput:,.1f} {run.unit}/s, "
+        f"p99 {p99} ms, {run.errors} errors, {sql} SQL/op"
+    )
+    if not run.invariants_ok:
+        line += ", INVARIANT BROKEN"
+    return line
+
+
+async def _prepare_carts(
+    catalog: CatalogSample, *, port: int, count: int, concurrency: int, tally: Tally
+) -> deque[PreparedCart]:
+    """`count` carts with 1-3 lines each, built through the API before the timed run."""
+    pool: deque[PreparedCart] = deque()
+    builder = Carts(catalog, keep=pool)
+    started = 0
+
+    async def prepare(session: Session) -> None:
+        nonlocal started
+        session.tally = tally
+        while started < count:
+            started += 1
+            try:
+                await builder(session)
+            except Exception:
+                if tally.errors > max(10, count // 100):
+                    raise
+        session.close()
+
+    sessions = [Session(Client(HOST, port), seed=7_000 + i) for i in range(concurrency)]
+    async with asyncio.TaskGroup() as group:
+        for session in sessions:
+            group.create_task(prepare(session))
+    return pool
+
+
+async def _measure_one(
+    options: Options,
+    cluster: BenchCluster,
+    server: ApiServer,
+    observer: Connection,
+    catalog: CatalogSample,
+    *,
+    scenario: str,
+    concurrency: int,
+    seed: int,
+) -> RunResult:
+    sessions = await open_sessions(HOST, server.port, concurrency, seed=seed)
+    notes: list[str] = []
+    try:
+        operation: Operation
+        placed: list[PlacedOrder] | None = None
+        if scenario == "browse":
+            operation = Browse(catalog)
+        elif scenario == "cart":
+            operation = Carts(catalog)
+        elif scenario == "checkout-flow":
+            flow = CheckoutFlow(catalog)
+            operation, placed = flow, flow.placed
+        elif scenario == "checkout":
+            # Warm up on the whole flow (it exercises checkout too), and
+            # size the cart pool from the checkout latency it showed.
+            warm = Tally()
+            if options.warmup > 0:
+                await run_closed_loop(
+                    sessions, CheckoutFlow(catalog), duration=options.warmup, tally=warm
+                )
+            checkout_latencies = warm.requests.get("checkout")
+            mean = (
+                sum(checkout_latencies.latencies) / len(checkout_latencies.latencies)
+                if checkout_latencies and checkout_latencies.latencies
+                else 1.0
+            )
+            wanted = math.ceil(concurrency / mean * options.duration * 1.3) + 2 * concurrency
+            wanted = min(wanted, options.max_carts)
+            say(f"bench:   checkout c{concurrency}: preparing {wanted:,} carts")
+            prep_tally = Tally()
+            pool = await _prepare_carts(
+                catalog,
+                port=server.port,
+                count=wanted,
+                concurrency=max(concurrency, 16),
+                tally=prep_tally,
+            )
+            if prep_tally.errors:
+                notes.append(f"{prep_tally.errors} errors while preparing carts")
+            checkout = Checkout(pool)
+            operation, placed = checkout, checkout.placed
+        else:
+            raise ValueError(f"unknown scenario {scenario!r}")
+
+        if options.warmup > 0 and scenario != "checkout":
+            await run_closed_loop(sessions, operation, duration=options.warmup, tally=Tally())
+            if placed is not None:
+                placed.clear()
+
+        with_sql = cluster.binaries.has_pg_stat_statements
+        state_before = await invariants.read_state(observer) if placed is not None else None
+        before = await _probe(server, cluster, observer, sql=with_sql)
+        tally = Tally()
+        elapsed = await run_closed_loop(sessions, operation, duration=options.duration, tally=tally)
+        after = await _probe(server, cluster, observer, sql=with_sql)
+    finally:
+        for session in sessions:
+            session.close()
+
+    delta = statements.difference(before.sql, after.sql) if with_sql else None
+    checks = None
+    if placed is not None and state_before is not None:
+        _, checks = await invariants.verify(observer, state_before, placed)
+    if scenario == "checkout" and elapsed < options.duration * 0.99:
+        notes.append(f"the prepared carts ran out after {elapsed:.1f} s")
+    return RunResult(
+        scenario=scenario,
+        concurrency=concurrency,
+        unit=UNITS[scenario],
+        duration_s=elapsed,
+        ops=tally.ops,
+        failed_ops=tally.failed_ops,
+        requests=tally.request_count,
+        errors=tally.errors,
+        server_errors=tally.server_errors,
+        latency_ms=summarize(tally.op_latencies),
+        request_latency_ms={kind: summarize(t.latencies) for kind, t in tally.requests.items()},
+        statuses={kind: dict(t.statuses) for kind, t in tally.requests.items()},
+        sql_calls=delta.total_calls if delta is not None else None,
+        top_statements=delta.top if delta is not None else [],
+        cpu_api_s=after.api - before.api,
+        cpu_postgres_s=after.postgres - before.postgres,
+        cpu_loadgen_s=after.loadgen - before.loadgen,
+        invariants=checks,
+        notes=notes,
+        error_samples=tally.error_samples,
+    )
