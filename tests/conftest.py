@@ -150,6 +150,9 @@ def settings() -> Settings:
     return Settings(
         env="test",
         database_url="postgresql://unused",
+        # In-process cache and limits: tests of one run never meet another
+        # run's Redis keys. Tests of the Redis backends configure it themselves.
+        redis_url=None,
         rate_limit_enabled=False,
         log_json=True,
         log_level="WARNING",

@@ -13,6 +13,7 @@ from congocart.catalog import service as catalog
 from congocart.config import Settings, get_settings
 from congocart.core import migrations
 from congocart.core.db import connect_single, start_embedded_postgres
+from congocart.worker import run_worker
 
 app = typer.Typer(help="CongoCart: an e-commerce backend.", no_args_is_help=True)
 
@@ -48,6 +49,12 @@ def serve(
     dsn = _database_url(settings)
     if embedded:
         migrations.upgrade(dsn)
+        # One command gives the whole system: a worker runs inside the server.
+        os.environ.setdefault("CONGOCART_RUN_WORKER_IN_PROCESS", "true")
+    if workers > 1 and not settings.redis_url:
+        # Per-process caches cannot see each other's invalidations: go without.
+        os.environ["CONGOCART_IN_PROCESS_CACHE"] = "false"
+    get_settings.cache_clear()
     uvicorn.run(
         "congocart.main:create_app",
         factory=True,
@@ -59,6 +66,21 @@ def serve(
         access_log=False,
         proxy_headers=False,
     )
+
+
+@app.command()
+def worker(
+    concurrency: int = typer.Option(
+        4, "--concurrency", min=1, max=256, help="Jobs run at the same time."
+    ),
+) -> None:
+    """Run a background worker process; SIGTERM or SIGINT stops it cleanly."""
+    settings = get_settings()
+    embedded = settings.database_url is None
+    dsn = _database_url(settings)
+    if embedded:
+        migrations.upgrade(dsn)
+    asyncio.run(run_worker(get_settings(), dsn=dsn, concurrency=concurrency))
 
 
 @app.command()

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
 
     seed_demo: bool | None = None
     run_worker_in_process: bool | None = None
+    # Without REDIS_URL, cache in this process; `serve --workers N` (N > 1) turns
+    # it off, since processes cannot see each other's invalidations.
+    in_process_cache: bool = True
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

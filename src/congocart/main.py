@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, Request
@@ -11,16 +12,28 @@ from fastapi.responses import Response
 from congocart.catalog import api as catalog
 from congocart.config import Settings, get_settings
 from congocart.core import metrics
+from congocart.core.cache import create_cache
 from congocart.core.db import Database
 from congocart.core.errors import ServiceUnavailable, install_error_handlers
 from congocart.core.logging import configure_logging
 from congocart.core.middleware import RequestContextMiddleware
+from congocart.core.ratelimit import RateLimitMiddleware, create_limiter
 from congocart.core.redis import create_redis
-from congocart.core.security import Passwords, load_token_keys
+from congocart.core.security import (
+    Passwords,
+    TokenKeys,
+    decode_access_token,
+    load_token_keys,
+)
 from congocart.identity import api as identity
+from congocart.jobs import api as jobs_admin
+from congocart.worker import Worker, load_task_modules
 
 API_PREFIX = "/api/v1"
 FORM_PATHS = frozenset({f"{API_PREFIX}/auth/token"})
+# The worker inside `congocart serve` (embedded default) runs few jobs at a time:
+# it shares the process and its connection pool with the API.
+IN_PROCESS_WORKER_CONCURRENCY = 2
 
 operations = APIRouter(tags=["operations"])
 
@@ -59,7 +72,38 @@ async def prometheus_metrics() -> Response:
 
 def _feature_routers() -> list[APIRouter]:
     routers: list[APIRouter] = [identity.router, catalog.router]
+    routers.append(jobs_admin.router)
     return routers
+
+
+def _start_in_process_worker(
+    settings: Settings, db: Database
+) -> tuple[Worker | None, asyncio.Task[None] | None]:
+    """The embedded default's worker, when `settings.run_worker_in_process`.
+
+    With `serve --workers N` every API process runs one. That is deliberate:
+    jobs are claimed with SKIP LOCKED under leases, so N workers never run a
+    job twice (the same property that lets `congocart worker` scale by count),
+    and electing a single runner would need a leader lock with failover for
+    nothing but N-1 idle LISTEN connections and polls every few seconds.
+    """
+    if not settings.run_worker_in_process:
+        return None, None
+    load_task_modules()
+    worker = Worker(db, concurrency=IN_PROCESS_WORKER_CONCURRENCY, shutdown_grace=10.0)
+    return worker, asyncio.create_task(worker.run(), name="in-process-worker")
+
+
+def _token_subject(keys: TokenKeys) -> Callable[[str], str | None]:
+    """The rate limiter's user key: the subject of a token that verifies, else None."""
+
+    def subject_of(token: str) -> str | None:
+        try:
+            return str(decode_access_token(token, keys=keys).subject)
+        except Exception:
+            return None  # unverifiable: limited by IP like any anonymous call
+
+    return subject_of
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
@@ -81,10 +125,13 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             )
             await db.connect()
         app.state.db = db
-        app.state.redis = create_redis(settings.redis_url)
+        worker, worker_task = _start_in_process_worker(settings, db)
         try:
             yield
         finally:
+            if worker is not None and worker_task is not None:
+                worker.stop()
+                await worker_task
             if app.state.redis is not None:
                 await app.state.redis.aclose()
             if owned:
@@ -100,10 +147,22 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     # Raises (and the process does not start) when production has no signing key.
     app.state.token_keys = load_token_keys(settings)
     app.state.passwords = Passwords.from_settings(settings)
-    app.state.redis = None
+    app.state.redis = create_redis(settings.redis_url)
+    app.state.limiter = create_limiter(app.state.redis)
+    app.state.cache = create_cache(app.state.redis, in_process=settings.in_process_cache)
     if database is not None:
         app.state.db = database
     install_error_handlers(app)
+    # Added first, so it runs inside RequestContextMiddleware: a 429 gets the
+    # request id, the logs and the metrics like any other response.
+    app.add_middleware(
+        RateLimitMiddleware,
+        enabled=settings.rate_limit_enabled,
+        per_ip=settings.rate_limit_per_minute_ip,
+        per_user=settings.rate_limit_per_minute_user,
+        trusted_proxies=settings.trusted_proxies,
+        subject_of=_token_subject(app.state.token_keys),
+    )
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,

@@ -6,7 +6,7 @@ commit transactions; services receive the connection and never commit.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeAlias
@@ -108,9 +108,31 @@ async def connection(request: Request) -> AsyncIterator[Connection]:
 
 
 Conn = Annotated[Connection, Depends(connection, scope="function")]
+AfterCommit = Callable[[], Awaitable[None]]
 
 
-async def transaction(conn: Conn) -> AsyncIterator[Connection]:
+def after_commit(request: Request, callback: AfterCommit) -> None:
+    """Run `callback` right after the request's transaction (`Tx`) commits.
+
+    It runs before the response is sent; nothing runs if the transaction rolls
+    back, and a callback that raises turns the response into an error. For work
+    that must follow the commit, such as cache invalidation.
+    """
+    callbacks: list[AfterCommit] | None = getattr(request.state, "after_commit", None)
+    if callbacks is None:
+        callbacks = []
+        request.state.after_commit = callbacks
+    callbacks.append(callback)
+
+
+async def _run_after_commit(request: Request) -> None:
+    callbacks: list[AfterCommit] = getattr(request.state, "after_commit", [])
+    request.state.after_commit = []
+    for callback in callbacks:
+        await callback()
+
+
+async def transaction(request: Request, conn: Conn) -> AsyncIterator[Connection]:
     """One transaction per request: committed before the response is sent.
 
     Declared with `scope="function"` where used, so a failed commit becomes a
@@ -126,6 +148,7 @@ async def transaction(conn: Conn) -> AsyncIterator[Connection]:
     except CongoError as exc:
         if exc.keeps_changes:
             await tx.commit()
+            await _run_after_commit(request)
         else:
             await tx.rollback()
         raise
@@ -134,6 +157,7 @@ async def transaction(conn: Conn) -> AsyncIterator[Connection]:
         raise
     else:
         await tx.commit()
+        await _run_after_commit(request)
 
 
 Tx = Annotated[Connection, Depends(transaction, scope="function")]

@@ -1,0 +1,1 @@
+"""The admin view of the background jobs (the outbox itself is `congocart.core.jobs`)."""
