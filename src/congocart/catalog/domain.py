@@ -23,6 +23,8 @@ SLUG_MAX_LENGTH = 100
 MAX_STOCK = 1_000_000_000
 DEFAULT_VARIANT_NAME = "Default"
 
+_SLUG = re.compile(SLUG_PATTERN)
+_SKU = re.compile(SKU_PATTERN)
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
 _SEARCH_WORD = re.compile(r"[^\W_]+")
 _MAX_SEARCH_WORDS = 8
@@ -40,6 +42,14 @@ def slugify(text: str) -> str:
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     slug = _NOT_SLUG.sub("-", ascii_text.lower()).strip("-")
     return slug[:SLUG_MAX_LENGTH].rstrip("-")
+
+
+def is_slug(value: str) -> bool:
+    return len(value) <= SLUG_MAX_LENGTH and _SLUG.fullmatch(value) is not None
+
+
+def is_sku(value: str) -> bool:
+    return _SKU.fullmatch(value) is not None
 
 
 def is_uuid(value: str) -> bool:
@@ -175,7 +185,9 @@ class StockLevel:
 def stock_lines(lines: Mapping[str, int]) -> tuple[list[str], list[int]]:
     """SKUs in ascending order (the lock order) with their quantities, all positive."""
     for sku, quantity in lines.items():
-        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
+        if isinstance(quantity, bool) or not isinstance(quantity, int):
             raise ValueError(f"quantity for {sku!r} must be a positive integer")
+        if not 0 < quantity <= MAX_STOCK:
+            raise ValueError(f"quantity for {sku!r} must be a positive integer up to {MAX_STOCK}")
     skus = sorted(lines)
     return skus, [lines[sku] for sku in skus]

@@ -39,9 +39,12 @@ Slug = Annotated[
     Field(examples=["linen-shirt"]),
 ]
 Sku = Annotated[str, StringConstraints(pattern=SKU_PATTERN), Field(examples=["SHIRT-LINEN-M"])]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-VariantName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
-Description = Annotated[str, StringConstraints(max_length=5000)]
+# One line of text: no control characters (PostgreSQL text cannot even hold NUL).
+_ONE_LINE = r"^[^\x00-\x1f\x7f]+$"
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=_ONE_LINE)]
+VariantName = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=_ONE_LINE)]
+Description = Annotated[str, StringConstraints(max_length=5000, pattern=r"^[^\x00]*$")]
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=_ONE_LINE)]
 Stock = Annotated[int, Field(strict=True, ge=0, le=MAX_STOCK, examples=[25])]
 
 
@@ -132,9 +135,7 @@ class AdjustmentCreate(RequestModel):
     delta: int = Field(
         strict=True, ge=-MAX_STOCK, le=MAX_STOCK, examples=[12], description="Units, not 0."
     )
-    reason: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
-        examples=["delivery from supplier"]
-    )
+    reason: Reason = Field(examples=["delivery from supplier"])
 
     @model_validator(mode="after")
     def _nonzero(self) -> Self:

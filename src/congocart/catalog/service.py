@@ -31,6 +31,8 @@ from congocart.catalog.domain import (
     StockLevel,
     VariantSnapshot,
     category_name,
+    is_sku,
+    is_slug,
     is_uuid,
     search_prefix_query,
     stock_lines,
@@ -144,8 +146,10 @@ async def get_product(conn: Connection, *, id_or_slug: str) -> ProductView:
     """A live product by its id or its slug; archived products are not found."""
     if is_uuid(id_or_slug):
         product = await repository.get_product_view(conn, product_id=UUID(id_or_slug))
-    else:
+    elif is_slug(id_or_slug):
         product = await repository.get_product_view(conn, slug=id_or_slug)
+    else:
+        product = None
     if product is None:
         raise ProductNotFound
     return product
@@ -245,6 +249,8 @@ async def update_variant(
     transaction."""
     if price is not None:
         _require_currency(price, currency=currency, field="price.currency")
+    if not is_sku(sku):
+        raise SkuNotFound
     product_id = await repository.update_variant(
         tx, sku=sku, name=name, price_minor=None if price is None else price.to_minor()
     )
@@ -268,6 +274,8 @@ async def adjust_stock(
 
     One conditional UPDATE: on-hand never drops below what is reserved.
     """
+    if not is_sku(sku):
+        raise SkuNotFound
     level = await repository.adjust_on_hand(
         tx, sku=sku, delta=delta, reason=reason, actor_id=actor_id
     )
@@ -324,9 +332,10 @@ async def _product_view(conn: Connection, product_id: UUID) -> ProductView:
 
 async def get_variants(conn: Connection, *, skus: Sequence[str]) -> dict[str, VariantSnapshot]:
     """The named variants as they are now (one query); unknown SKUs are absent."""
-    if not skus:
+    wanted = {sku for sku in skus if is_sku(sku)}
+    if not wanted:
         return {}
-    return {v.sku: v for v in await repository.get_variants(conn, list(set(skus)))}
+    return {v.sku: v for v in await repository.get_variants(conn, list(wanted))}
 
 
 async def reserve_stock(tx: Connection, *, lines: Mapping[str, int]) -> None:
@@ -342,6 +351,9 @@ async def reserve_stock(tx: Connection, *, lines: Mapping[str, int]) -> None:
     if not lines:
         return
     skus, quantities = stock_lines(lines)
+    unknown = [sku for sku in skus if not is_sku(sku)]
+    if unknown:
+        raise OutOfStock(unknown)
     available = await repository.lock_for_reservation(tx, skus)
     short = [sku for sku, qty in zip(skus, quantities, strict=True) if available.get(sku, 0) < qty]
     if short:
