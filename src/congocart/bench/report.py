@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -341,8 +342,10 @@ def write_all(report: Report, directory: Path, *, stamp: str) -> list[Path]:
         md_path = directory / f"{name}.md"
         md_path.write_text(text)
         written += [json_path, md_path]
-        if report.runs:
-            png_path = directory / f"{name}.png"
-            write_chart(report, png_path)
-            written.append(png_path)
+    if report.runs:
+        png_path = directory / f"{stamp}.png"
+        write_chart(report, png_path)
+        latest_png = directory / "latest.png"
+        shutil.copyfile(png_path, latest_png)
+        written += [png_path, latest_png]
     return written
