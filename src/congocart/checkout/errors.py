@@ -43,12 +43,6 @@ class IdempotencyKeyInFlight(CongoError):
         )
 
 
-class OutOfStock(CongoError):
-    status_code = 409
-    code = "out_of_stock"
-    default_detail = "Not enough stock is left for an item in the cart."
-
-
 class PaymentDeclined(CongoError):
     status_code = 402
     code = "payment_declined"
