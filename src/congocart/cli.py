@@ -13,6 +13,10 @@ from congocart.catalog import service as catalog
 from congocart.config import Settings, get_settings
 from congocart.core import migrations
 from congocart.core.db import connect_single, start_embedded_postgres
+from congocart.core.errors import ValidationFailed
+from congocart.core.security import Passwords
+from congocart.identity import service as identity
+from congocart.identity.domain import User
 from congocart.worker import run_worker
 
 app = typer.Typer(help="CongoCart: an e-commerce backend.", no_args_is_help=True)
@@ -109,6 +113,44 @@ def seed(
         f"demo catalog of {products} products: added {result.products} products "
         f"and {result.variants} variants"
     )
+
+
+@app.command("create-admin")
+def create_admin(
+    email: str = typer.Option(..., "--email", help="The admin's email address."),
+    password: str = typer.Option(
+        ...,
+        "--password",
+        prompt=True,
+        hide_input=True,
+        confirmation_prompt=True,
+        help="The password to log in with (8 to 128 characters); prompted when omitted.",
+    ),
+) -> None:
+    """Create an admin account, or promote an existing one and set its password."""
+    settings = get_settings()
+    dsn = _database_url(settings)
+
+    async def run() -> User:
+        conn = await connect_single(dsn)
+        try:
+            async with conn.transaction():
+                return await identity.create_admin(
+                    conn,
+                    email=email,
+                    password=password,
+                    passwords=Passwords.from_settings(settings),
+                )
+        finally:
+            await conn.close()
+
+    try:
+        user = asyncio.run(run())
+    except ValidationFailed as exc:
+        for error in exc.errors or ():
+            typer.echo(f"{error['field']}: {error['message']}", err=True)
+        raise typer.Exit(code=2) from exc
+    typer.echo(f"admin {user.email} ({', '.join(user.sorted_roles)}) can log in now")
 
 
 app.command("bench")(bench_command)

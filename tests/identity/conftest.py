@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import pytest
+
+from congocart.config import Settings
+from congocart.core.db import Database
+from congocart.main import create_app
 
 PASSWORD = "correct horse battery staple"
 
@@ -56,3 +62,14 @@ def unverified_claims(token: str) -> dict[str, Any]:
         base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
     )
     return claims
+
+
+@pytest.fixture
+async def committed_client(
+    settings: Settings, committed_db: Database
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client on an app over `committed_db`: every request commits, on its own connection."""
+    app = create_app(settings, database=committed_db)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client

@@ -4,25 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
 
-from congocart.config import Settings
 from congocart.core.db import Database
-from congocart.main import create_app
 from tests.identity.conftest import login, register
-
-
-@pytest.fixture
-async def committed_client(
-    settings: Settings, committed_db: Database
-) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings, database=committed_db)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        yield client
 
 
 async def test_concurrent_refreshes_of_one_token_let_exactly_one_succeed(

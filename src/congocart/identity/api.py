@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
+from congocart.config import Settings
 from congocart.core.db import Conn, Tx
+from congocart.core.ratelimit import Limiter
 from congocart.identity import service
 from congocart.identity.dependencies import AdminUser, CurrentUser, Keys, PasswordHashing
 from congocart.identity.schemas import (
@@ -27,6 +29,20 @@ router = APIRouter(tags=["identity"])
 well_known = APIRouter(tags=["operations"])
 
 _NO_STORE = {"Cache-Control": "no-store"}
+
+
+def login_limit(request: Request, limiter: Limiter) -> service.LoginLimit | None:
+    settings: Settings = request.app.state.settings
+    if not settings.rate_limit_enabled:
+        return None
+    return service.LoginLimit(
+        limiter=limiter,
+        max_failures=settings.rate_limit_login_failures,
+        window_seconds=settings.rate_limit_login_window_seconds,
+    )
+
+
+LoginLimit = Annotated[service.LoginLimit | None, Depends(login_limit)]
 
 
 def _tokens(pair: service.TokenPair, response: Response) -> TokenRead:
@@ -48,14 +64,21 @@ async def register(body: UserCreate, tx: Tx, passwords: PasswordHashing) -> User
 
 @router.post("/auth/login")
 async def login(
-    body: LoginRequest, tx: Tx, passwords: PasswordHashing, keys: Keys, response: Response
+    body: LoginRequest,
+    tx: Tx,
+    passwords: PasswordHashing,
+    keys: Keys,
+    limit: LoginLimit,
+    response: Response,
 ) -> TokenRead:
     """Exchange email and password for an access token and a refresh token.
 
     401 `invalid_credentials` whether the email is unknown or the password wrong.
+    After too many failed logins for one account (default 10 in 15 minutes),
+    429 `rate_limited` with `Retry-After` until the window ends.
     """
     pair = await service.log_in(
-        tx, email=body.email, password=body.password, passwords=passwords, keys=keys
+        tx, email=body.email, password=body.password, passwords=passwords, keys=keys, limit=limit
     )
     return _tokens(pair, response)
 
@@ -66,11 +89,13 @@ async def token(
     tx: Tx,
     passwords: PasswordHashing,
     keys: Keys,
+    limit: LoginLimit,
     response: Response,
 ) -> TokenRead:
-    """The OAuth2 password flow (form fields `username`, `password`): login for the docs."""
+    """The OAuth2 password flow (form fields `username`, `password`): login for the docs.
+    Shares login's per-account limit."""
     pair = await service.log_in(
-        tx, email=form.username, password=form.password, passwords=passwords, keys=keys
+        tx, email=form.username, password=form.password, passwords=passwords, keys=keys, limit=limit
     )
     return _tokens(pair, response)
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from congocart.core.db import Connection
 from congocart.core.errors import InvalidToken, ValidationFailed
+from congocart.core.ratelimit import RateLimiter, RateLimiterUnavailable
 from congocart.core.security import (
     Passwords,
     TokenKeys,
@@ -23,6 +25,7 @@ from congocart.identity.domain import (
     InvalidPassword,
     Principal,
     Role,
+    UnknownRole,
     User,
     check_password_policy,
     normalise_email,
@@ -67,18 +70,41 @@ async def register_user(
     return user
 
 
+@dataclass(frozen=True)
+class LoginLimit:
+    """At most `max_failures` failed logins per account (email) per window."""
+
+    limiter: RateLimiter
+    max_failures: int
+    window_seconds: int
+
+
 async def log_in(
-    tx: Connection, *, email: str, password: str, passwords: Passwords, keys: TokenKeys
+    tx: Connection,
+    *,
+    email: str,
+    password: str,
+    passwords: Passwords,
+    keys: TokenKeys,
+    limit: LoginLimit | None = None,
 ) -> TokenPair:
     """A new session for the right email and password, else 401 `invalid_credentials`.
 
     An unknown email costs one hash verification too (against a dummy hash), so
-    the response time does not reveal which emails have accounts.
+    the response time does not reveal which emails have accounts. With `limit`,
+    an account that has had too many failed logins answers 429 `rate_limited`
+    until its window ends, even to the right password.
     """
-    credentials = await repository.get_credentials_by_email(tx, _lookup_email(email))
+    lookup_email = _lookup_email(email)
+    limit_key = _login_limit_key(lookup_email)
+    if limit is not None:
+        await _count_login_attempt(limit, limit_key)
+    credentials = await repository.get_credentials_by_email(tx, lookup_email)
     password_hash = credentials.password_hash if credentials else None
     if not await passwords.verify(password_hash, password) or credentials is None:
         raise InvalidCredentials()
+    if limit is not None:
+        await limit.limiter.reset(limit_key)
     user = credentials.user
     if passwords.needs_rehash(credentials.password_hash):
         # The cost settings changed since this hash was made: upgrade it in place.
@@ -173,7 +199,10 @@ async def set_user_roles(
 ) -> User:
     """Replace a user's roles. Their access tokens stop working at once; their
     sessions stay, and the next refreshed access token carries the new roles."""
-    new_roles = parse_roles(roles)
+    try:
+        new_roles = parse_roles(roles)
+    except UnknownRole as exc:
+        raise ValidationFailed(errors=[{"field": "roles", "message": str(exc)}]) from exc
     if removes_own_admin(actor, target=user_id, new_roles=new_roles):
         raise OwnAdminRoleRequired()
     user = await repository.set_roles(tx, user_id, new_roles)
@@ -227,6 +256,28 @@ async def _issue_pair(tx: Connection, *, user: User, family_id: UUID, keys: Toke
     return TokenPair(
         access_token=access.token, refresh_token=refresh_token, expires_in=access.expires_in
     )
+
+
+async def _count_login_attempt(limit: LoginLimit, key: str) -> None:
+    # Every attempt is counted before the password is checked and a success
+    # clears the count, so what remains counted are failures. Counting first
+    # means concurrent guesses cannot slip past the limit together.
+    try:
+        decision = await limit.limiter.hit(
+            key, limit=limit.max_failures, window_seconds=limit.window_seconds
+        )
+    except RateLimiterUnavailable as exc:
+        # Fail closed: without the counter, password guessing would be unlimited.
+        raise RateLimiterUnavailable(
+            "Logins are briefly unavailable; try again shortly.", headers={"Retry-After": "5"}
+        ) from exc
+    decision.raise_if_denied()
+
+
+def _login_limit_key(lookup_email: str) -> str:
+    # Keyed by the attempted address, known or not (so the limit reveals nothing),
+    # and hashed so the shared counter store holds no email addresses.
+    return "login:" + hashlib.sha256(lookup_email.encode()).hexdigest()
 
 
 def _lookup_email(email: str) -> str:
