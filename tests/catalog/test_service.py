@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,7 +11,13 @@ import asyncpg
 import pytest
 
 from congocart.catalog import service
-from congocart.catalog.domain import NewProduct, NewVariant, ProductChanges, ProductSort
+from congocart.catalog.domain import (
+    SLUG_PATTERN,
+    NewProduct,
+    NewVariant,
+    ProductChanges,
+    ProductSort,
+)
 from congocart.catalog.errors import (
     InsufficientStock,
     InvalidPriceRange,
@@ -132,6 +139,29 @@ async def test_a_derived_slug_that_is_taken_gets_a_short_suffix(conn: Connection
     assert first == name.lower().replace(" ", "-")
     assert second.startswith(f"{first}-")
     assert second != first
+
+
+async def test_a_suffixed_slug_stays_a_valid_slug_when_the_name_is_long(
+    conn: Connection,
+) -> None:
+    # The derived slug is 100 characters with a hyphen at index 92: making room for a
+    # 7-character suffix cuts right after it.
+    name = "a" * 92 + " " + uuid.uuid4().hex[:7]
+    slugs = []
+    for _ in range(2):
+        product = await service.create_product(
+            conn,
+            product=NewProduct(
+                name=name, variants=[NewVariant(sku=unique("L"), price=usd("5.00"), stock=1)]
+            ),
+            currency="USD",
+            actor_id=None,
+        )
+        slugs.append(product.slug)
+    assert len(slugs[0]) == 100
+    assert slugs[1].startswith("a" * 92 + "-")
+    assert re.fullmatch(SLUG_PATTERN, slugs[1])
+    assert len(slugs[1]) <= 100
 
 
 async def test_a_taken_sku_is_refused_and_named(

@@ -20,6 +20,7 @@ from congocart.catalog import repository
 from congocart.catalog.demo import CATEGORIES, demo_product
 from congocart.catalog.domain import (
     DEFAULT_VARIANT_NAME,
+    SLUG_MAX_LENGTH,
     Category,
     NewProduct,
     NewVariant,
@@ -179,7 +180,8 @@ async def create_product(
     base_slug = product.base_slug()
     product_id = None
     for attempt in range(_SLUG_ATTEMPTS):
-        slug = base_slug if attempt == 0 else f"{base_slug[:90]}-{secrets.token_hex(3)}"
+        suffix = f"-{secrets.token_hex(3)}" if attempt else ""
+        slug = base_slug[: SLUG_MAX_LENGTH - len(suffix)].rstrip("-") + suffix
         product_id = await repository.insert_product(
             tx,
             slug=slug,
