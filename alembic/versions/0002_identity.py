@@ -17,7 +17,8 @@ def upgrade() -> None:
     op.execute("""
     CREATE TABLE users (
         id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-        email         text NOT NULL CHECK (email = lower(email) AND length(email) <= 254),
+        -- Stored normalised (lower-cased by the service); unique whatever the case.
+        email         text NOT NULL CHECK (length(email) <= 254),
         password_hash text NOT NULL,
         full_name     text,
         roles         text[] NOT NULL DEFAULT '{customer}'

@@ -713,3 +713,39 @@ async def test_jwks_publishes_the_key_that_verifies_access_tokens(
     )
     assert claims["roles"] == ["customer"]
     assert (await client.get("/api/v1/.well-known/jwks.json")).status_code == 404
+
+
+# --- hostile input ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"email": "nul\u0000@example.com", "password": PASSWORD},
+        {"email": "ok@exa\u0000mple.com", "password": PASSWORD},
+        {"email": "named@example.com", "password": PASSWORD, "full_name": "A\u0000B"},
+        {"email": "named@example.com", "password": PASSWORD, "full_name": "line\nbreak"},
+        {"email": "named@example.com", "password": "\u0000" * 10},
+        {"email": "İSTANBUL@example.com", "password": PASSWORD},
+        {"email": "ΣΑΣ@example.com", "password": PASSWORD},
+        {"email": "x" * 300 + "@example.com", "password": PASSWORD},
+        {"email": "a@" + "b" * 300 + ".com", "password": PASSWORD},
+        {"email": 42, "password": PASSWORD},
+        {"email": ["a@example.com"], "password": PASSWORD},
+        {"email": "a@example.com", "password": None},
+        {"email": "a@example.com", "password": "p" * 5000},
+    ],
+)
+async def test_hostile_identity_input_never_causes_a_server_error(
+    client: httpx.AsyncClient, body: dict[str, Any]
+) -> None:
+    registered = await client.post("/api/v1/auth/register", json=body)
+    assert registered.status_code in (201, 422), registered.text
+    login_body = {"email": body["email"], "password": body["password"]}
+    logged_in = await client.post("/api/v1/auth/login", json=login_body)
+    assert logged_in.status_code in (200, 401, 422), logged_in.text
+    if registered.status_code == 201:
+        assert logged_in.status_code == 200
+    form = {"username": str(body["email"]), "password": str(body["password"])}
+    by_form = await client.post("/api/v1/auth/token", data=form)
+    assert by_form.status_code in (200, 401, 422), by_form.text

@@ -40,3 +40,21 @@ async def test_concurrent_refreshes_of_one_token_let_exactly_one_succeed(
             )
             == 1
         )
+
+
+async def test_concurrent_registrations_of_one_email_create_exactly_one_account(
+    committed_client: httpx.AsyncClient, committed_db: Database
+) -> None:
+    responses = await asyncio.gather(
+        *(
+            committed_client.post(
+                "/api/v1/auth/register",
+                json={"email": f"{'SAME' if i % 2 else 'same'}@example.com", "password": "p" * 12},
+            )
+            for i in range(8)
+        )
+    )
+    statuses = Counter(r.status_code for r in responses)
+    assert statuses == {201: 1, 409: 7}, statuses
+    async with committed_db.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM users") == 1

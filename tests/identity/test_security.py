@@ -285,3 +285,10 @@ async def test_a_hash_made_with_other_costs_needs_rehash() -> None:
     assert not cheap.needs_rehash(hashed)
     assert dear.needs_rehash(hashed)
     assert await dear.verify(hashed, "correct horse battery staple")
+
+
+def test_the_app_refuses_to_start_in_production_without_keys(tmp_path: Path) -> None:
+    from congocart.main import create_app
+
+    with pytest.raises(KeyConfigurationError):
+        create_app(Settings(env="production", home=tmp_path, database_url="postgresql://unused"))

@@ -32,7 +32,14 @@ RoleName = Literal["customer", "staff", "admin"]
 class UserCreate(RequestModel):
     email: Email = Field(examples=["ann@example.com"])
     password: NewPassword = Field(examples=["correct horse battery staple"])
-    full_name: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    full_name: (
+        Annotated[
+            str,
+            # Printable text only: control characters (NUL above all) have no place in a name.
+            StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$"),
+        ]
+        | None
+    ) = None
 
 
 class LoginRequest(RequestModel):

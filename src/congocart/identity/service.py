@@ -96,10 +96,12 @@ async def log_in(
     until its window ends, even to the right password.
     """
     lookup_email = _lookup_email(email)
-    limit_key = _login_limit_key(lookup_email)
+    limit_key = _login_limit_key(lookup_email or email.strip().lower())
     if limit is not None:
         await _count_login_attempt(limit, limit_key)
-    credentials = await repository.get_credentials_by_email(tx, lookup_email)
+    credentials = (
+        await repository.get_credentials_by_email(tx, lookup_email) if lookup_email else None
+    )
     password_hash = credentials.password_hash if credentials else None
     if not await passwords.verify(password_hash, password) or credentials is None:
         raise InvalidCredentials()
@@ -280,12 +282,13 @@ def _login_limit_key(lookup_email: str) -> str:
     return "login:" + hashlib.sha256(lookup_email.encode()).hexdigest()
 
 
-def _lookup_email(email: str) -> str:
+def _lookup_email(email: str) -> str | None:
+    """The address to look up, or None when it is not a valid address (no account
+    can have it; the login still costs a hash verification)."""
     try:
         return normalise_email(email)
-    except ValueError:
-        # Not a valid address: no account can match, but it still costs a verify.
-        return email.strip().lower()
+    except InvalidEmail:
+        return None
 
 
 def _valid_email(email: str) -> str:
