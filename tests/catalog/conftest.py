@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 
 import pytest
 
@@ -13,6 +15,15 @@ from congocart.core.db import Connection
 from congocart.core.money import Money
 
 MakeProduct = Callable[..., Awaitable[ProductView]]
+
+
+@asynccontextmanager
+async def logged_statements(conn: Connection) -> AsyncIterator[list[str]]:
+    """The statements the connection runs inside the block."""
+    statements: list[str] = []
+    with conn.query_logger(lambda record: statements.append(record.query)):
+        yield statements
+    await asyncio.sleep(0)  # asyncpg calls loggers with call_soon: let them run
 
 
 def unique(prefix: str) -> str:

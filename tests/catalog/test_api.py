@@ -9,8 +9,7 @@ import httpx
 import pytest
 
 from congocart.core.db import Connection
-from tests.catalog.conftest import unique
-from tests.catalog.test_service import logged_statements
+from tests.catalog.conftest import logged_statements, unique
 from tests.conftest import MakeUser, TestUser
 
 PRODUCTS = "/api/v1/products"

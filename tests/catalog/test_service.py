@@ -1,10 +1,7 @@
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from decimal import Decimal
 
 import asyncpg
@@ -32,7 +29,7 @@ from congocart.catalog.errors import (
 from congocart.core.db import Connection
 from congocart.core.money import Money
 from congocart.core.pagination import InvalidCursor
-from tests.catalog.conftest import MakeProduct, unique
+from tests.catalog.conftest import MakeProduct, logged_statements, unique
 
 
 def usd(amount: str) -> Money:
@@ -51,15 +48,6 @@ async def ledger_of(conn: Connection, sku: str) -> list[asyncpg.Record]:
         " WHERE sku = $1 ORDER BY id",
         sku,
     )
-
-
-@asynccontextmanager
-async def logged_statements(conn: Connection) -> AsyncIterator[list[str]]:
-    """The statements the connection runs inside the block."""
-    statements: list[str] = []
-    with conn.query_logger(lambda record: statements.append(record.query)):
-        yield statements
-    await asyncio.sleep(0)  # asyncpg calls loggers with call_soon: let them run
 
 
 # ---------------------------------------------------------------- admin writes

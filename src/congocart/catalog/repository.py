@@ -3,7 +3,9 @@
 Every statement is written out with `$n` parameters; listing filters are
 composed from the fixed fragments below. Stock writes lock rows in ascending
 SKU order (or are a single-row conditional UPDATE), so two transactions never
-wait on each other in opposite orders.
+wait on each other in opposite orders. The locks are `FOR NO KEY UPDATE`, the
+lock an UPDATE of non-key columns takes anyway: stock writers queue behind each
+other, while rows that merely reference a SKU can still be inserted meanwhile.
 """
 
 from __future__ import annotations
@@ -140,7 +142,7 @@ async def get_product_fields_for_update(
         """
         SELECT id, slug, name, description, category_slug FROM products
         WHERE id = $1 AND archived_at IS NULL
-        FOR UPDATE
+        FOR NO KEY UPDATE
         """,
         product_id,
     )
@@ -390,7 +392,7 @@ async def lock_for_reservation(conn: Connection, skus: Sequence[str]) -> dict[st
         FROM variants v JOIN products p ON p.id = v.product_id
         WHERE v.sku = ANY($1::text[])
         ORDER BY v.sku
-        FOR UPDATE OF v
+        FOR NO KEY UPDATE OF v
         """,
         list(skus),
     )
@@ -421,7 +423,7 @@ async def release(conn: Connection, skus: Sequence[str], quantities: Sequence[in
             SELECT v.sku, l.qty
             FROM variants v JOIN unnest($1::text[], $2::int[]) AS l(sku, qty) USING (sku)
             ORDER BY v.sku
-            FOR UPDATE OF v
+            FOR NO KEY UPDATE OF v
         )
         UPDATE variants v
         SET reserved = v.reserved - locked.qty, updated_at = now()
@@ -445,7 +447,7 @@ async def sell(
             SELECT v.sku, l.qty
             FROM variants v JOIN unnest($1::text[], $2::int[]) AS l(sku, qty) USING (sku)
             ORDER BY v.sku
-            FOR UPDATE OF v
+            FOR NO KEY UPDATE OF v
         ), sold AS (
             UPDATE variants v
             SET on_hand = v.on_hand - locked.qty, reserved = v.reserved - locked.qty,
@@ -481,7 +483,7 @@ async def restock(
             SELECT v.sku, l.qty
             FROM variants v JOIN unnest($1::text[], $2::int[]) AS l(sku, qty) USING (sku)
             ORDER BY v.sku
-            FOR UPDATE OF v
+            FOR NO KEY UPDATE OF v
         ), restocked AS (
             UPDATE variants v
             SET on_hand = v.on_hand + locked.qty, updated_at = now()
