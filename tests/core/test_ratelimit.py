@@ -11,6 +11,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 from fastapi import FastAPI
+from prometheus_client import REGISTRY
 
 from congocart.config import Settings
 from congocart.core.db import Database
@@ -340,3 +341,24 @@ async def test_forwarded_for_from_an_untrusted_peer_is_ignored(
             for _ in range(4)
         ]
     assert responses[3].status_code == 429
+
+
+async def test_a_rate_limited_request_is_counted_in_the_metrics_like_any_other(
+    settings: Settings, db: Database, ip: str
+) -> None:
+    def answered_429() -> float:
+        return sum(
+            sample.value
+            for metric in REGISTRY.collect()
+            if metric.name == "congocart_http_requests"
+            for sample in metric.samples
+            if sample.name.endswith("_total") and sample.labels.get("status") == "429"
+        )
+
+    before = answered_429()
+    app = create_app(limited(settings, rate_limit_per_minute_ip=1), database=db)
+    async with client_for(app, ip) as client:
+        await client.get("/api/v1/categories")
+        denied = await client.get("/api/v1/categories")
+    assert denied.status_code == 429
+    assert answered_429() == before + 1

@@ -181,7 +181,11 @@ def _route_template(scope: Scope) -> str:
     app = scope.get("app")
     router = getattr(app, "router", None)
     for candidate in getattr(router, "routes", ()):
+        # Included routers (FastAPI keeps them unflattened) have no single path.
+        path = getattr(candidate, "path", None)
+        if path is None:
+            continue
         match, _ = candidate.matches(scope)
         if match is Match.FULL:
-            return str(candidate.path)
+            return str(path)
     return "unmatched"
