@@ -749,3 +749,22 @@ async def test_hostile_identity_input_never_causes_a_server_error(
     form = {"username": str(body["email"]), "password": str(body["password"])}
     by_form = await client.post("/api/v1/auth/token", data=form)
     assert by_form.status_code in (200, 401, 422), by_form.text
+
+
+async def test_login_upgrades_a_hash_made_with_older_cost_settings(
+    client: httpx.AsyncClient, conn: Connection
+) -> None:
+    await register(client, "legacy@example.com")
+    older = argon2.PasswordHasher(time_cost=2, memory_cost=16, parallelism=1)
+    await conn.execute(
+        "UPDATE users SET password_hash = $1 WHERE email = 'legacy@example.com'",
+        older.hash(PASSWORD),
+    )
+    pair = await login(client, "legacy@example.com")
+    stored = await conn.fetchval(
+        "SELECT password_hash FROM users WHERE email = 'legacy@example.com'"
+    )
+    assert "m=8,t=1,p=1" in stored
+    # The upgrade does not end sessions or access tokens.
+    assert (await client.get("/api/v1/me", headers=bearer(pair["access_token"]))).status_code == 200
+    await login(client, "legacy@example.com")
