@@ -16,12 +16,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import platform
 import signal
 import subprocess
 import sys
+import traceback
 from collections import deque
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -36,7 +38,13 @@ from congocart.bench import invariants, pgbench, report, statements
 from congocart.bench.client import Client
 from congocart.bench.cluster import BenchCluster, ClusterError, find_binaries, free_port
 from congocart.bench.latency import Tally, summarize
-from congocart.bench.loadgen import Operation, Session, open_sessions, run_closed_loop
+from congocart.bench.loadgen import (
+    Operation,
+    OperationFailed,
+    Session,
+    open_sessions,
+    run_closed_loop,
+)
 from congocart.bench.processes import ApiServer, own_cpu_seconds, tree_cpu_seconds
 from congocart.bench.report import Report, RunResult
 from congocart.bench.scenarios import (
@@ -194,6 +202,10 @@ def run(options: Options) -> int:
             exit_code = 130
         except (ClusterError, SetupError, pgbench.PgbenchError, RuntimeError, OSError) as exc:
             bench_report.failures.append(f"{type(exc).__name__}: {exc}")
+        except Exception as exc:
+            # A bug in the bench itself: still clean up and report what was measured.
+            traceback.print_exc()
+            bench_report.failures.append(f"{type(exc).__name__}: {exc}")
     bench_report.finished_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
     if bench_report.runs or bench_report.pgbench:
@@ -203,7 +215,7 @@ def run(options: Options) -> int:
     say("")
     say(report.markdown(bench_report))
     for failure in bench_report.failures:
-        say(f"bench: FAILED: {failure}")
+        say(f"bench: FAILED: {failure.splitlines()[0]}")
     broken = [run for run in bench_report.runs if not run.invariants_ok]
     for run in broken:
         say(f"bench: INVARIANT BROKEN in {run.scenario} c{run.concurrency}")
@@ -251,16 +263,22 @@ async def _measure(
         )
         for seed, scenario in enumerate(options.scenarios):
             for concurrency in options.concurrency:
-                result = await _measure_one(
-                    options,
-                    cluster,
-                    server,
-                    observer,
-                    catalog,
-                    scenario=scenario,
-                    concurrency=concurrency,
-                    seed=seed * 100 + concurrency,
-                )
+                try:
+                    result = await _measure_one(
+                        options,
+                        cluster,
+                        server,
+                        observer,
+                        catalog,
+                        scenario=scenario,
+                        concurrency=concurrency,
+                        seed=seed * 100 + concurrency,
+                    )
+                except SetupError as exc:
+                    failure = f"{scenario} c{concurrency} could not run: {exc}"
+                    bench_report.failures.append(failure)
+                    say(f"bench:   {failure}")
+                    continue
                 bench_report.runs.append(result)
                 say(_progress_line(result))
         if options.wants_pgbench:
@@ -311,23 +329,26 @@ async def _prepare_carts(
     pool: deque[PreparedCart] = deque()
     builder = Carts(catalog, keep=pool)
     started = 0
+    error_budget = max(10, count // 100)
 
     async def prepare(session: Session) -> None:
         nonlocal started
         session.tally = tally
-        while started < count:
-            started += 1
-            try:
-                await builder(session)
-            except Exception:
-                if tally.errors > max(10, count // 100):
-                    raise
-        session.close()
+        try:
+            while started < count and tally.errors <= error_budget:
+                started += 1
+                with contextlib.suppress(OperationFailed):
+                    await builder(session)
+        finally:
+            session.close()
 
     sessions = [Session(Client(HOST, port), seed=7_000 + i) for i in range(concurrency)]
     async with asyncio.TaskGroup() as group:
         for session in sessions:
             group.create_task(prepare(session))
+    if tally.errors > error_budget:
+        samples = "\n".join(tally.error_samples[:3])
+        raise SetupError(f"{tally.errors} errors while preparing carts, e.g.:\n{samples}")
     return pool
 
 
@@ -405,6 +426,8 @@ async def _measure_one(
     checks = None
     if placed is not None and state_before is not None:
         _, checks = await invariants.verify(observer, state_before, placed)
+    if tally.error_samples:
+        notes.append(f"first error: {tally.error_samples[0]}")
     if scenario == "checkout" and elapsed < options.duration * 0.99:
         notes.append(f"the prepared carts ran out after {elapsed:.1f} s")
     return RunResult(

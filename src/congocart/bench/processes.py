@@ -77,6 +77,10 @@ class ApiServer:
             CONGOCART_RATE_LIMIT_ENABLED="false",
             CONGOCART_LOG_JSON="true",
             CONGOCART_LOG_LEVEL="WARNING",
+            # Background jobs are the workers' business (`congocart worker`),
+            # not the API processes' being measured here.
+            CONGOCART_RUN_WORKER_IN_PROCESS="false",
+            CONGOCART_SEED_DEMO="false",
             # One pooled connection per request in flight: the bench's largest
             # concurrency must not queue on the pool of a single worker.
             CONGOCART_DB_POOL_MAX=env.get("CONGOCART_DB_POOL_MAX", "40"),
