@@ -149,3 +149,14 @@ async def test_unexpected_error_is_generic_500_without_internals(
     assert_problem(response, 500, "internal_error")
     for leak in ("asyncpg", "SELECT", "Traceback", "RuntimeError", "users"):
         assert leak not in response.text
+
+
+async def test_nul_in_a_body_string_is_422_not_500(probe_client: httpx.AsyncClient) -> None:
+    response = await probe_client.post("/probe/widgets", json={"name": "a\x00b", "quantity": 1})
+    body = assert_problem(response, 422, "validation_failed")
+    assert [e["field"] for e in body["errors"]] == ["name"]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/products/%00", "/api/v1/products?q=%00"])
+async def test_nul_in_path_or_query_is_400(client: httpx.AsyncClient, path: str) -> None:
+    assert_problem(await client.get(path), 400, "bad_request")

@@ -93,6 +93,11 @@ class RequestContextMiddleware:
     def _reject_early(
         self, scope: Scope, headers: dict[str, str], request: Request
     ) -> ASGIAppLike | None:
+        # PostgreSQL text cannot hold NUL; no route has a use for it in a path or query.
+        if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+            return problem_response(
+                request, status=400, code="bad_request", detail="NUL characters are not allowed."
+            )
         length = headers.get("content-length")
         if length is not None:
             if not length.isdigit():
