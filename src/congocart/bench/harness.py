@@ -60,10 +60,12 @@ from congocart.bench.scenarios import (
     SetupError,
     sample_catalog,
 )
+from congocart.catalog import service as catalog_service
 from congocart.core.db import Connection, connect_single
 
 ROOT = Path(__file__).resolve().parents[3]
 APP_DATABASE = "congocart"
+STOCK_TOP_UP = 100_000
 HOST = "127.0.0.1"
 
 
@@ -139,10 +141,30 @@ def _prepare_database(options: Options, cluster: BenchCluster, log: Path) -> Non
     _run_cli(["migrate"], env=env, log=log)
     say(f"bench: seeding {options.products:,} products")
     _run_cli(["seed", "--products", str(options.products)], env=env, log=log)
+    asyncio.run(_top_up_stock(cluster.dsn(APP_DATABASE)))
     cluster.psql(APP_DATABASE, command="VACUUM ANALYZE")
     if options.wants_pgbench:
         say("bench: loading the pgbench schema")
         pgbench.load_schema(cluster, options.pgbench_schema)
+
+
+async def _top_up_stock(dsn: str) -> None:
+    """Ample stock: the demo catalog's 50-200 units a SKU would run out in a long run.
+
+    Through the catalog's own restock use case, so the ledger stays whole.
+    """
+    conn = await connect_single(dsn)
+    try:
+        skus = await conn.fetch("SELECT sku FROM variants WHERE archived_at IS NULL")
+        async with conn.transaction():
+            await catalog_service.restock(
+                conn,
+                lines={row["sku"]: STOCK_TOP_UP for row in skus},
+                reason="bench: ample stock",
+                actor_id=None,
+            )
+    finally:
+        await conn.close()
 
 
 def run(options: Options) -> int:
