@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 
 import typer
 import uvicorn
@@ -41,6 +42,39 @@ def migrate() -> None:
     typer.echo("migrations applied")
 
 
+EMBEDDED_ADMIN_EMAIL = "admin@example.com"
+
+
+def _bootstrap_embedded(dsn: str, settings: Settings) -> None:
+    """First run without configuration: a demo catalog, and an admin whose
+    password is printed once (it is stored only as an Argon2id hash)."""
+
+    async def run() -> str | None:
+        conn = await connect_single(dsn)
+        try:
+            async with conn.transaction():
+                await catalog.seed_demo_catalog(conn, products=24, currency=settings.currency)
+                if await identity.admin_exists(conn):
+                    return None
+                password = secrets.token_urlsafe(12)
+                await identity.create_admin(
+                    conn,
+                    email=EMBEDDED_ADMIN_EMAIL,
+                    password=password,
+                    passwords=Passwords.from_settings(settings),
+                )
+                return password
+        finally:
+            await conn.close()
+
+    password = asyncio.run(run())
+    if password is not None:
+        typer.echo(
+            f"Created admin {EMBEDDED_ADMIN_EMAIL} with password {password} "
+            "(shown once; change it with `congocart create-admin`)."
+        )
+
+
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", envvar="HOST"),
@@ -53,6 +87,7 @@ def serve(
     dsn = _database_url(settings)
     if embedded:
         migrations.upgrade(dsn)
+        _bootstrap_embedded(dsn, get_settings())
         # One command gives the whole system: a worker runs inside the server.
         os.environ.setdefault("CONGOCART_RUN_WORKER_IN_PROCESS", "true")
     if workers > 1 and not settings.redis_url:

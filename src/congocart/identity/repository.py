@@ -59,6 +59,13 @@ async def get_user(conn: Connection, user_id: UUID) -> User | None:
     return _user(row) if row else None
 
 
+async def admin_exists(conn: Connection) -> bool:
+    found: bool = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM users WHERE 'admin' = ANY(roles))"
+    )
+    return found
+
+
 async def get_credentials_by_email(conn: Connection, email: str) -> Credentials | None:
     row = await conn.fetchrow(
         """

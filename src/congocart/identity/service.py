@@ -232,6 +232,10 @@ async def create_admin(tx: Connection, *, email: str, password: str, passwords: 
     return await repository.promote_to_admin(tx, existing.user.id, password_hash)
 
 
+async def admin_exists(conn: Connection) -> bool:
+    return await repository.admin_exists(conn)
+
+
 async def issue_access_token_for(tx: Connection, *, user_id: UUID, keys: TokenKeys) -> str:
     """An access token for a user without a session (tests and tools)."""
     user = await get_user(tx, user_id=user_id)
