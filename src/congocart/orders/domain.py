@@ -9,7 +9,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
 from enum import StrEnum
+from typing import Any
+from uuid import UUID
 
 from congocart.core.money import Money
 
@@ -198,3 +202,171 @@ def parse_order_number(number: str) -> int | None:
         return None
     value = int(digits)
     return value if value >= 1 else None
+
+
+# --------------------------------------------------------------- what an order is made of
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLineDraft:
+    """A line as checkout freezes it: the name and price the SKU had at that moment."""
+
+    sku: str
+    name: str
+    unit_price: Money
+    quantity: int
+
+    @property
+    def line_total(self) -> Money:
+        return self.unit_price * self.quantity
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRecord:
+    """The captured charge behind a new order, as the gateway reported it."""
+
+    gateway: str
+    # The provider's charge id; None only when there was nothing to charge.
+    gateway_ref: str | None
+    amount: Money
+    brand: str | None = None
+    last4: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLine:
+    sku: str
+    name: str
+    unit_price: Money
+    quantity: int
+    line_total: Money
+
+
+@dataclass(frozen=True, slots=True)
+class OrderPayment:
+    """The order's payment as the customer sees it (`payments.status` values)."""
+
+    status: str
+    amount: Money
+    refunded: Money
+    brand: str | None
+    last4: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """The read model of an order: what the API shows and what events carry."""
+
+    id: UUID
+    number: str
+    status: OrderStatus
+    user_id: UUID | None
+    email: str
+    currency: str
+    items: tuple[OrderLine, ...]
+    subtotal: Money
+    discount: Money
+    shipping: Money
+    tax: Money
+    total: Money
+    refunded: Money
+    tax_rate: Decimal | None
+    coupon_code: str | None
+    shipping_method: str
+    shipping_address: Mapping[str, str]
+    payment: OrderPayment | None
+    carrier: str | None
+    tracking_number: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEvent:
+    """One entry of an order's audit trail: who, when, from, to, why."""
+
+    id: UUID
+    action: str
+    actor_id: UUID | None
+    actor_role: Actor
+    from_status: OrderStatus | None
+    to_status: OrderStatus
+    reason: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Refund:
+    """Money given back on an order; `pending` until the gateway has confirmed it."""
+
+    id: UUID
+    order_id: UUID
+    amount: Money
+    reason: str
+    status: str
+    created_at: datetime
+
+
+def actor_for(*, is_owner: bool, is_admin: bool, is_staff: bool) -> Actor | None:
+    """The role a caller acts in on an order; None when they may not see it at all.
+
+    Back-office roles win over ownership: an admin cancelling their own order
+    acts as admin (and is not bound by the owner's before-shipping rule).
+    """
+    if is_admin:
+        return Actor.ADMIN
+    if is_staff:
+        return Actor.STAFF
+    if is_owner:
+        return Actor.OWNER
+    return None
+
+
+def money_document(money: Money) -> dict[str, str]:
+    return {"amount": str(money.quantize().amount), "currency": money.currency}
+
+
+def order_document(order: Order) -> dict[str, Any]:
+    """The order as the API and webhooks show it (api-contract.md, "Orders").
+
+    JSON-ready: money as `{"amount": "19.99", "currency": "USD"}`, ids as strings,
+    times as RFC 3339 UTC strings.
+    """
+    payment: dict[str, Any] | None = None
+    if order.payment is not None:
+        payment = {"status": order.payment.status}
+        if order.payment.last4 is not None:
+            payment["last4"] = order.payment.last4
+    return {
+        "id": str(order.id),
+        "number": order.number,
+        "status": order.status.value,
+        "email": order.email,
+        "items": [
+            {
+                "sku": line.sku,
+                "name": line.name,
+                "unit_price": money_document(line.unit_price),
+                "quantity": line.quantity,
+                "line_total": money_document(line.line_total),
+            }
+            for line in order.items
+        ],
+        "subtotal": money_document(order.subtotal),
+        "discount": money_document(order.discount),
+        "shipping": money_document(order.shipping),
+        "tax": money_document(order.tax),
+        "total": money_document(order.total),
+        "refunded": money_document(order.refunded),
+        "shipping_method": order.shipping_method,
+        "shipping_address": dict(order.shipping_address),
+        "carrier": order.carrier,
+        "tracking_number": order.tracking_number,
+        "payment": payment,
+        "created_at": _rfc3339(order.created_at),
+        "updated_at": _rfc3339(order.updated_at),
+    }
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
