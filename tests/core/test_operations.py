@@ -48,3 +48,11 @@ async def test_metrics_count_requests_by_route_and_status(client: httpx.AsyncCli
 async def test_docs_and_schema_are_served(client: httpx.AsyncClient, path: str) -> None:
     response = await client.get(path)
     assert response.status_code == 200
+
+
+async def test_metrics_label_api_routes_by_their_full_template(client: httpx.AsyncClient) -> None:
+    await client.get("/api/v1/products/no-such-product")
+    await client.get("/api/v1/nowhere")
+    text = (await client.get("/metrics")).text
+    assert 'route="/api/v1/products/{id_or_slug}",status="404"' in text
+    assert 'route="unmatched",status="404"' in text
