@@ -8,6 +8,7 @@ import typer
 from congocart.bench.command import parse_concurrency, parse_scenarios
 from congocart.bench.invariants import StoreState, compare
 from congocart.bench.pgbench import PgbenchError, parse_output
+from congocart.bench.profiling import rank
 from congocart.bench.scenarios import SCENARIOS, PlacedOrder
 from congocart.bench.statements import StatementCount, difference
 
@@ -93,3 +94,22 @@ def test_scenarios_option_accepts_known_names_and_all() -> None:
     for bad in ("", "brows", "browse,browse"):
         with pytest.raises(typer.BadParameter):
             parse_scenarios(bad)
+
+
+def test_profile_ranking_gives_self_time_and_our_code_inclusive_time() -> None:
+    lines = [
+        "run (asyncio/runners.py:10);app (fastapi/routing.py:5);"
+        "list (congocart/catalog/api.py:40) 6",
+        "run (asyncio/runners.py:10);app (fastapi/routing.py:7);list (congocart/catalog/api.py:41);"
+        "fetch (asyncpg/connection.py:9) 3",
+        "run (asyncio/runners.py:12) 1",
+        "garbage",
+    ]
+    samples, by_self, ours = rank(lines)
+    assert samples == 10
+    assert [(h.function, h.self_pct) for h in by_self] == [
+        ("list (congocart/catalog/api.py)", 60.0),
+        ("fetch (asyncpg/connection.py)", 30.0),
+        ("run (asyncio/runners.py)", 10.0),
+    ]
+    assert [(h.function, h.total_pct) for h in ours] == [("list (congocart/catalog/api.py)", 90.0)]

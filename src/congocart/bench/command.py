@@ -48,6 +48,9 @@ def bench(
     ),
     pgbench: bool = typer.Option(True, "--pgbench/--no-pgbench", help="Measure the DB limit."),
     shared_buffers: str = typer.Option("512MB", help="PostgreSQL shared_buffers of the bench."),
+    profile: bool = typer.Option(
+        False, "--profile", help="py-spy the API workers during each run; hotspots in the report."
+    ),
 ) -> None:
     """Load benchmark on a throw-away PostgreSQL: browse, cart, checkout-flow, checkout.
 
@@ -68,5 +71,6 @@ def bench(
         shared_dir=shared_dir,
         run_pgbench=pgbench,
         shared_buffers=shared_buffers,
+        profile=profile,
     )
     raise typer.Exit(run(options))

@@ -46,6 +46,7 @@ from congocart.bench.loadgen import (
     run_closed_loop,
 )
 from congocart.bench.processes import ApiServer, own_cpu_seconds, tree_cpu_seconds
+from congocart.bench.profiling import Profiler, api_workers
 from congocart.bench.report import Report, RunResult
 from congocart.bench.scenarios import (
     SCENARIOS,
@@ -82,6 +83,7 @@ class Options:
     run_pgbench: bool = True
     shared_buffers: str = "512MB"
     max_carts: int = 200_000
+    profile: bool = False
 
     @property
     def pgbench_script(self) -> Path:
@@ -191,9 +193,12 @@ def run(options: Options) -> int:
             "api_workers": options.workers,
             "products": options.products,
             "shared_buffers": options.shared_buffers,
+            "profile": options.profile,
         },
     )
     exit_code = 0
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    profile_dir = options.output / f"{stamp}-profiles" if options.profile else None
     with _sigterm_as_interrupt():
         try:
             with ExitStack() as stack:
@@ -216,7 +221,7 @@ def run(options: Options) -> int:
                 say(f"bench: starting the API ({options.workers} workers, port {server.port})")
                 server.start()
                 runner = stack.enter_context(asyncio.Runner(loop_factory=uvloop.new_event_loop))
-                runner.run(_measure(options, cluster, server, bench_report))
+                runner.run(_measure(options, cluster, server, bench_report, profile_dir))
                 if server.process is not None and server.process.poll() is not None:
                     bench_report.failures.append(f"the API died:\n{server.log_tail()}")
         except KeyboardInterrupt:
@@ -229,7 +234,6 @@ def run(options: Options) -> int:
             traceback.print_exc()
             bench_report.failures.append(f"{type(exc).__name__}: {exc}")
     bench_report.finished_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    stamp = started.strftime("%Y%m%dT%H%M%SZ")
     if bench_report.runs or bench_report.pgbench:
         for path in report.write_all(bench_report, options.output, stamp=stamp):
             if not path.name.startswith("latest"):
@@ -269,7 +273,11 @@ async def _probe(
 
 
 async def _measure(
-    options: Options, cluster: BenchCluster, server: ApiServer, bench_report: Report
+    options: Options,
+    cluster: BenchCluster,
+    server: ApiServer,
+    bench_report: Report,
+    profile_dir: Path | None,
 ) -> None:
     await server.wait_ready()
     observer = await connect_single(cluster.dsn(APP_DATABASE, user=statements.OBSERVER))
@@ -295,6 +303,7 @@ async def _measure(
                         scenario=scenario,
                         concurrency=concurrency,
                         seed=seed * 100 + concurrency,
+                        profile_dir=profile_dir,
                     )
                 except SetupError as exc:
                     failure = f"{scenario} c{concurrency} could not run: {exc}"
@@ -384,6 +393,7 @@ async def _measure_one(
     scenario: str,
     concurrency: int,
     seed: int,
+    profile_dir: Path | None,
 ) -> RunResult:
     sessions = await open_sessions(HOST, server.port, concurrency, seed=seed)
     notes: list[str] = []
@@ -437,9 +447,17 @@ async def _measure_one(
         with_sql = cluster.binaries.has_pg_stat_statements
         state_before = await invariants.read_state(observer) if placed is not None else None
         before = await _probe(server, cluster, observer, sql=with_sql)
+        profiler = Profiler(profile_dir) if profile_dir is not None else None
+        if profiler is not None:
+            await profiler.start(
+                api_workers(server.pid, options.workers),
+                name=f"{scenario}-c{concurrency}",
+                duration=options.duration,
+            )
         tally = Tally()
         elapsed = await run_closed_loop(sessions, operation, duration=options.duration, tally=tally)
         after = await _probe(server, cluster, observer, sql=with_sql)
+        profile = await profiler.finish() if profiler is not None else None
     finally:
         for session in sessions:
             session.close()
@@ -473,4 +491,5 @@ async def _measure_one(
         invariants=checks,
         notes=notes,
         error_samples=tally.error_samples,
+        profile=profile,
     )

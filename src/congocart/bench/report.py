@@ -11,6 +11,7 @@ import orjson
 from congocart.bench.invariants import Check
 from congocart.bench.latency import LatencySummary
 from congocart.bench.pgbench import PgbenchResult
+from congocart.bench.profiling import Profile
 from congocart.bench.statements import StatementCount
 
 SUMMARY_CONCURRENCY = 32
@@ -40,6 +41,7 @@ class RunResult:
     invariants: list[Check] | None = None
     notes: list[str] = field(default_factory=list)
     error_samples: list[str] = field(default_factory=list)
+    profile: Profile | None = None
 
     @property
     def throughput(self) -> float:
@@ -255,6 +257,25 @@ def markdown(report: Report) -> str:
                 lines.append(
                     f"- {run.scenario} c{run.concurrency}: {check.name}: {mark} ({check.detail})"
                 )
+    profiled = [run for run in report.runs if run.profile is not None]
+    if profiled:
+        lines += ["", "### Where the API workers spend CPU (py-spy, % of samples)"]
+        for run in profiled:
+            assert run.profile is not None
+            lines += [
+                "",
+                f"{run.scenario} c{run.concurrency}, {run.profile.samples:,} samples:",
+                "",
+                _row(["function", "self %", "total %"]),
+                _row(["---", "---:", "---:"]),
+            ]
+            shown = run.profile.by_self[:8] + [
+                h for h in run.profile.ours[:8] if h not in run.profile.by_self[:8]
+            ]
+            lines += [
+                _row([h.function.replace("|", "/"), f"{h.self_pct:.1f}", f"{h.total_pct:.1f}"])
+                for h in shown
+            ]
     notes = [(run, note) for run in report.runs for note in run.notes]
     if notes or report.failures:
         lines += ["", "### Notes", ""]
