@@ -208,11 +208,11 @@ async def test_a_worker_killed_mid_job_loses_nothing_and_the_effect_happens_once
 ) -> None:
     registry = jobs.Registry()
     started = asyncio.Event()
-    runs: list[tuple[int, float]] = []
+    runs: list[tuple[int, datetime]] = []
 
     @registry.job("charge")
     async def charge(tx: Connection, job: jobs.Job) -> None:
-        runs.append((job.attempt, time.monotonic()))
+        runs.append((job.attempt, await tx.fetchval("SELECT clock_timestamp()")))
         await record_effect(tx, job)
         if job.attempt == 1:
             started.set()
@@ -228,13 +228,15 @@ async def test_a_worker_killed_mid_job_loses_nothing_and_the_effect_happens_once
         await doomed_task
     assert await status_of(effects_db, job_id) == "running"  # still under the dead lease
     assert await effects(effects_db) == []
+    async with effects_db.acquire() as conn:
+        lease_end = await conn.fetchval("SELECT locked_until FROM jobs WHERE id = $1", job_id)
 
     rescuer = Worker(effects_db, registry=registry, lease=timedelta(seconds=30), **FAST)  # type: ignore[arg-type]
     async with running(rescuer):
         await eventually(lambda: _is(effects_db, job_id, "done"))
 
     assert [attempt for attempt, _ in runs] == [1, 2]
-    assert runs[1][1] - runs[0][1] >= 0.9  # only once the lease had expired
+    assert runs[1][1] >= lease_end  # only once the dead worker's lease had expired
     assert await effects(effects_db) == [job_id]
 
 
@@ -345,8 +347,11 @@ async def test_running_workers_run_each_periodic_slot_once(effects_db: Database)
     keys = [r["dedupe_key"] for r in rows]
     assert len(set(keys)) == len(keys)
     assert keys == [f"tick:{r['run_at'].isoformat()}" for r in rows]
-    gaps = {(later["run_at"] - earlier["run_at"]) for earlier, later in itertools.pairwise(rows)}
-    assert gaps == {timedelta(seconds=1)}
+    # One job per slot: slot starts are whole seconds apart (a slow machine may skip one).
+    for earlier, later in itertools.pairwise(rows):
+        gap = later["run_at"] - earlier["run_at"]
+        assert gap >= timedelta(seconds=1)
+        assert gap % timedelta(seconds=1) == timedelta(0)
     done = [r["id"] for r in rows if r["status"] == "done"]
     assert sorted(await effects(effects_db)) == sorted(done)
     assert len(done) >= len(rows) - 1  # the newest slot may have been scheduled at the end

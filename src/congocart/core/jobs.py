@@ -269,12 +269,17 @@ async def lock_claimed(tx: Connection, job: Job) -> bool:
     While this lock is held, no other worker can claim the job even after the lease
     expires (their claim skips locked rows), so a slow run is never doubled. If the
     process dies, the lock goes with its connection and the lease decides.
+
+    This waits for the lock rather than skipping: another worker's claim scan may hold
+    it for an instant (PostgreSQL keeps the lock on a row that failed the claim's
+    recheck until that statement's transaction ends). After the wait the condition is
+    checked again on the row's latest version, so "not ours" is never a false alarm.
     """
     found = await tx.fetchval(
         """
         SELECT true FROM jobs
         WHERE id = $1 AND status = 'running' AND attempts = $2
-        FOR UPDATE SKIP LOCKED
+        FOR UPDATE
         """,
         job.id,
         job.attempt,
