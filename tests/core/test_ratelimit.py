@@ -362,3 +362,21 @@ async def test_a_rate_limited_request_is_counted_in_the_metrics_like_any_other(
         denied = await client.get("/api/v1/categories")
     assert denied.status_code == 429
     assert answered_429() == before + 1
+
+
+async def test_a_routes_own_narrower_limit_headers_win_over_the_app_wide_ones(
+    settings: Settings, db: Database, ip: str
+) -> None:
+    app = create_app(limited(settings, rate_limit_per_minute_ip=50), database=db)
+
+    @app.post("/test/login")
+    async def login() -> None:
+        decision = await MemoryRateLimiter().hit("login:x", limit=1, window_seconds=900, cost=2)
+        decision.raise_if_denied()
+
+    async with client_for(app, ip) as client:
+        response = await client.post("/test/login")
+    assert response.status_code == 429
+    assert response.headers.get_list("ratelimit-limit") == ["1"]
+    assert response.headers.get_list("ratelimit-remaining") == ["0"]
+    assert int(response.headers["retry-after"]) > 60

@@ -325,7 +325,11 @@ class RateLimitMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *raw]
+                existing = list(message.get("headers", []))
+                # A route that applied a narrower limit of its own (login failures)
+                # answers with that limit's headers; they are the ones that count.
+                own = {name.lower() for name, _ in existing}
+                message["headers"] = existing + [(n, v) for n, v in raw if n not in own]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
