@@ -59,6 +59,8 @@ class Settings(BaseSettings):
 
     # The shop's currency: every price, cart and order is in it.
     currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    # Open guest carts untouched this long become `expired` (an hourly sweep).
+    guest_cart_ttl_days: int = Field(default=30, ge=1)
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     log_json: bool | None = None

@@ -8,13 +8,19 @@ the currency's minor unit by `Money.quantize`.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Protocol
+from uuid import UUID
 
 from congocart.core.money import CurrencyMismatch, Money
+from congocart.identity.domain import Principal
 
 MIN_QUANTITY = 1
 MAX_QUANTITY = 99
@@ -317,3 +323,147 @@ def price_cart(
         tax_rate=tax_rate,
         shipping_method=None if shipping is None else shipping.code,
     )
+
+
+# --- carts as stored, and who may reach them --------------------------------
+
+
+class CartStatus(StrEnum):
+    OPEN = "open"
+    CHECKED_OUT = "checked_out"
+    MERGED = "merged"
+    EXPIRED = "expired"
+
+
+def hash_cart_token(token: str) -> bytes:
+    """What is stored of a guest cart's token: its SHA-256 (the token has 256 random bits)."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class CartOwner:
+    """Who is asking for a cart: the authenticated user and/or a guest cart's token."""
+
+    user: Principal | None = None
+    cart_token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CartItem:
+    """A line as stored: which sku and how many. Its price is the catalog's, read when shown."""
+
+    id: UUID
+    sku: str
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class Cart:
+    """A cart as stored, with its lines in the order they were added."""
+
+    id: UUID
+    user_id: UUID | None
+    guest_token_hash: bytes | None
+    currency: str
+    coupon_code: str | None
+    status: CartStatus
+    version: int
+    updated_at: datetime
+    items: tuple[CartItem, ...]
+
+    def is_owned_by(self, owner: CartOwner) -> bool:
+        """A user cart answers only its user's token; a guest cart only its own cart token.
+
+        The token is compared by hash in constant time, so response timing says
+        nothing about how close a guess was.
+        """
+        if self.user_id is not None:
+            return owner.user is not None and owner.user.id == self.user_id
+        if self.guest_token_hash is None or owner.cart_token is None:
+            return False
+        return hmac.compare_digest(hash_cart_token(owner.cart_token), self.guest_token_hash)
+
+    @property
+    def skus(self) -> list[str]:
+        return [item.sku for item in self.items]
+
+    def quantities(self) -> dict[str, int]:
+        return {item.sku: item.quantity for item in self.items}
+
+    def find_sku(self, sku: str) -> CartItem | None:
+        return next((item for item in self.items if item.sku == sku), None)
+
+    def find_item(self, item_id: UUID) -> CartItem | None:
+        return next((item for item in self.items if item.id == item_id), None)
+
+    def with_item(self, item: CartItem, *, version: int, updated_at: datetime) -> Cart:
+        """This cart after `item` was set (replaced in place, or added at the end)."""
+        if any(existing.id == item.id for existing in self.items):
+            items = tuple(item if existing.id == item.id else existing for existing in self.items)
+        else:
+            items = (*self.items, item)
+        return replace(self, items=items, version=version, updated_at=updated_at)
+
+    def without_item(self, item_id: UUID, *, version: int, updated_at: datetime) -> Cart:
+        items = tuple(item for item in self.items if item.id != item_id)
+        return replace(self, items=items, version=version, updated_at=updated_at)
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """Where a cart would ship: decides its shipping and tax. Unknown parts are None."""
+
+    country: str | None = None
+    shipping_method: str | None = None
+
+
+def choose_shipping(
+    destination: Destination, *, currency: str, table: Iterable[ShippingRate] = SHIPPING_TABLE
+) -> ShippingMethod | None:
+    """The method a cart is priced with for `destination`.
+
+    The named method when there is one (checked against the country); else,
+    once the country is known, the default method if it ships there, or the
+    first that does. None while neither is known: shipping shows as zero.
+    """
+    rates = tuple(table)
+    if destination.shipping_method is not None:
+        return find_shipping_method(
+            destination.shipping_method,
+            currency=currency,
+            country=destination.country,
+            table=rates,
+        )
+    if destination.country is None:
+        return None
+    available = shipping_methods(currency, country=destination.country, table=rates)
+    if not available:
+        raise ShippingNotAvailable(DEFAULT_SHIPPING_METHOD, normalize_country(destination.country))
+    return next((m for m in available if m.code == DEFAULT_SHIPPING_METHOD), available[0])
+
+
+@dataclass(frozen=True, slots=True)
+class PricedItem:
+    id: UUID
+    sku: str
+    name: str
+    unit_price: Money
+    quantity: int
+    line_total: Money
+
+
+@dataclass(frozen=True, slots=True)
+class CartView:
+    """A cart as its owner sees it: current catalog prices, totals from `price_cart`."""
+
+    id: UUID
+    currency: str
+    status: CartStatus
+    items: tuple[PricedItem, ...]
+    coupon: str | None
+    totals: CartTotals
+    country: str | None
+    version: int
+    updated_at: datetime
+    # Only when a guest cart was just created: the one time its token is shown.
+    cart_token: str | None = None

@@ -70,3 +70,16 @@ class InvalidCountry(CongoError):
     status_code = 422
     code = "invalid_country"
     default_detail = "The country must be an ISO 3166-1 alpha-2 code."
+
+
+class VersionMismatch(CongoError):
+    # Optimistic concurrency: the client's `If-Match` names a version that is no longer current.
+    status_code = 412
+    code = "version_mismatch"
+    default_detail = "The cart has changed since that version; read it again and retry."
+
+
+class IfMatchInvalid(CongoError):
+    status_code = 400
+    code = "if_match_invalid"
+    default_detail = 'If-Match must be the cart version, e.g. `If-Match: 3` or `If-Match: "3"`.'

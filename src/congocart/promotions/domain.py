@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from uuid import UUID
 
 from congocart.core.money import Money
 
@@ -142,6 +143,12 @@ class Coupon:
             return self.min_subtotal.currency
         return None
 
+    def is_active(self, now: datetime) -> bool:
+        """True inside its time window (the window alone; limits are not looked at)."""
+        return (self.starts_at is None or self.starts_at <= now) and (
+            self.ends_at is None or now < self.ends_at
+        )
+
     def is_used_up(self) -> bool:
         return self.max_redemptions is not None and self.redemptions >= self.max_redemptions
 
@@ -193,3 +200,13 @@ class Coupon:
         if not self.meets_minimum(subtotal):
             assert self.min_subtotal is not None
             raise CouponMinimumNotMet(self.code, self.min_subtotal)
+
+
+@dataclass(frozen=True, slots=True)
+class CouponRecord:
+    """A stored coupon: its rules, and when it was made (what the admin list shows)."""
+
+    id: UUID
+    coupon: Coupon
+    created_at: datetime
+    updated_at: datetime
