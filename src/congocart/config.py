@@ -77,6 +77,10 @@ class Settings(BaseSettings):
         default_factory=lambda: {k: Decimal(v) for k, v in DEFAULT_TAX_RATES.items()}
     )
 
+    # Outbound webhooks to loopback/private addresses: refused in production unless
+    # set to false here; allowed elsewhere (tests deliver to 127.0.0.1) unless true.
+    webhook_block_private_targets: bool | None = None
+
     seed_demo: bool | None = None
     run_worker_in_process: bool | None = None
     # Without REDIS_URL, cache in this process; `serve --workers N` (N > 1) turns
@@ -111,6 +115,12 @@ class Settings(BaseSettings):
             rates[str(country).upper()] = parsed
         rates.setdefault("*", Decimal(0))
         return rates
+
+    @property
+    def blocks_private_webhook_targets(self) -> bool:
+        if self.webhook_block_private_targets is not None:
+            return self.webhook_block_private_targets
+        return self.env == "production"
 
     @property
     def embedded_database(self) -> bool:

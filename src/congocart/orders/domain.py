@@ -307,19 +307,27 @@ class Refund:
     created_at: datetime
 
 
-def actor_for(*, is_owner: bool, is_admin: bool, is_staff: bool) -> Actor | None:
-    """The role a caller acts in on an order; None when they may not see it at all.
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who asks for something on an order, as the verified token says."""
 
-    Back-office roles win over ownership: an admin cancelling their own order
-    acts as admin (and is not bound by the owner's before-shipping rule).
-    """
-    if is_admin:
-        return Actor.ADMIN
-    if is_staff:
-        return Actor.STAFF
-    if is_owner:
-        return Actor.OWNER
-    return None
+    id: UUID
+    is_staff: bool = False
+    is_admin: bool = False
+
+    def actor_on(self, owner_id: UUID | None) -> Actor | None:
+        """The role the caller acts in on an order; None when they may not see it at all.
+
+        Back-office roles win over ownership: an admin cancelling their own order
+        acts as admin (and is not bound by the owner's before-shipping rule).
+        """
+        if self.is_admin:
+            return Actor.ADMIN
+        if self.is_staff:
+            return Actor.STAFF
+        if owner_id is not None and owner_id == self.id:
+            return Actor.OWNER
+        return None
 
 
 def money_document(money: Money) -> dict[str, str]:

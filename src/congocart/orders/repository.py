@@ -28,6 +28,7 @@ from congocart.orders.domain import (
     OrderPayment,
     OrderStatus,
     PaymentRecord,
+    Refund,
     format_order_number,
 )
 
@@ -77,8 +78,12 @@ async def insert_paid_order(
             INSERT INTO orders (cart_id, checkout_attempt_id, user_id, email, status, currency,
                                 subtotal_minor, discount_minor, shipping_minor, tax_minor,
                                 total_minor, tax_rate, coupon_code, shipping_method,
-                                shipping_address)
-            VALUES ($1, $2, $3, $4, 'paid', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                                shipping_address, created_at, updated_at)
+            -- clock_timestamp(), not now(): "newest first" holds even for orders
+            -- written in one transaction.
+            SELECT $1, $2, $3, $4, 'paid', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+                   t.at, t.at
+            FROM (SELECT clock_timestamp() AS at) t
             RETURNING id, number, created_at, updated_at
         ),
         new_lines AS (
@@ -400,3 +405,135 @@ async def list_events(conn: Connection, order_id: UUID) -> list[OrderEvent]:
         )
         for r in rows
     ]
+
+
+# ---------------------------------------------------------------- refunds
+
+
+def _refund(row: asyncpg.Record) -> Refund:
+    return Refund(
+        id=row["id"],
+        order_id=row["order_id"],
+        amount=Money.from_minor(row["amount_minor"], row["currency"]),
+        reason=row["reason"],
+        status=row["status"],
+        created_at=row["created_at"],
+    )
+
+
+async def insert_refund(
+    tx: Connection,
+    *,
+    order_id: UUID,
+    payment_id: UUID | None,
+    amount_minor: int,
+    currency: str,
+    reason: str,
+    actor_id: UUID | None,
+) -> Refund:
+    """A `pending` refund: its id is the gateway idempotency key of the reversal."""
+    row = await tx.fetchrow(
+        """
+        INSERT INTO refunds (order_id, payment_id, amount_minor, currency, reason, actor_id)
+        VALUES ($1, $2, $3, $4, $5, $6)
+        RETURNING id, order_id, amount_minor, currency, reason, status, created_at
+        """,
+        order_id,
+        payment_id,
+        amount_minor,
+        currency,
+        reason,
+        actor_id,
+    )
+    assert row is not None
+    return _refund(row)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingReversal:
+    """What the gateway needs to carry out a pending refund."""
+
+    refund_id: UUID
+    payment_ref: str
+    amount: Money
+
+
+async def get_pending_reversal(conn: Connection, refund_id: UUID) -> PendingReversal | None:
+    """The pending refund and its charge, or None when it is settled (or has no charge)."""
+    row = await conn.fetchrow(
+        """
+        SELECT r.id, r.amount_minor, r.currency, p.gateway_ref
+        FROM refunds r
+        JOIN payments p ON p.id = r.payment_id
+        WHERE r.id = $1 AND r.status = 'pending' AND p.gateway_ref IS NOT NULL
+        """,
+        refund_id,
+    )
+    if row is None:
+        return None
+    return PendingReversal(
+        refund_id=row["id"],
+        payment_ref=row["gateway_ref"],
+        amount=Money.from_minor(row["amount_minor"], row["currency"]),
+    )
+
+
+async def mark_refund_succeeded(
+    tx: Connection, *, refund_id: UUID, gateway_ref: str, void: bool
+) -> bool:
+    """Settle a pending refund and the payment it reverses; False if it was settled already.
+
+    The `status = 'pending'` guard makes this happen once, whichever of the
+    request and the outbox job gets here first (the second waits on the refund
+    row's lock, then finds it settled and changes nothing).
+    """
+    settled = await tx.fetchval(
+        """
+        WITH settled AS (
+            UPDATE refunds
+            SET status = 'succeeded', gateway_ref = $2, updated_at = now()
+            WHERE id = $1 AND status = 'pending'
+            RETURNING payment_id, amount_minor
+        ), paid AS (
+            UPDATE payments AS p
+            SET refunded_minor = CASE WHEN $3 THEN p.amount_minor
+                                      ELSE p.refunded_minor + settled.amount_minor END,
+                status = CASE
+                    WHEN $3 THEN 'voided'
+                    WHEN p.refunded_minor + settled.amount_minor >= p.amount_minor
+                        THEN 'refunded'
+                    ELSE 'partially_refunded'
+                END,
+                updated_at = now()
+            FROM settled
+            WHERE p.id = settled.payment_id
+        )
+        SELECT count(*) FROM settled
+        """,
+        refund_id,
+        gateway_ref,
+        void,
+    )
+    return bool(settled)
+
+
+async def void_uncharged_payment(tx: Connection, *, order_id: UUID) -> None:
+    """An order with nothing charged (total zero) is cancelled without the gateway."""
+    await tx.execute(
+        """
+        UPDATE payments SET status = 'voided', updated_at = now()
+        WHERE order_id = $1 AND gateway_ref IS NULL
+        """,
+        order_id,
+    )
+
+
+async def get_refund(conn: Connection, refund_id: UUID) -> Refund | None:
+    row = await conn.fetchrow(
+        """
+        SELECT id, order_id, amount_minor, currency, reason, status, created_at
+        FROM refunds WHERE id = $1
+        """,
+        refund_id,
+    )
+    return None if row is None else _refund(row)

@@ -8,9 +8,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -29,6 +30,18 @@ MAX_ATTEMPTS = 8
 RETRY_BASE = timedelta(seconds=30)
 RETRY_CAP = timedelta(hours=6)
 URL_MAX_LENGTH = 2048
+
+
+class WebhookSendFailed(Exception):
+    """The request got no HTTP answer (refused, timed out, blocked target)."""
+
+
+class WebhookSender(Protocol):
+    """The port the delivery job sends through (`adapters.webhook_sender`)."""
+
+    async def send(self, *, url: str, body: bytes, headers: Mapping[str, str]) -> int:
+        """POST `body` to `url`; the answer's status code, or `WebhookSendFailed`."""
+        ...
 
 
 class UnknownEvent(ValueError):
@@ -76,7 +89,10 @@ def is_public_address(address: str) -> bool:
     Production refuses to deliver to these, so a webhook cannot be aimed at the
     shop's own network (SSRF); tests and development deliver to 127.0.0.1.
     """
-    ip = ipaddress.ip_address(address)
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return ip.is_global and not ip.is_multicast
@@ -106,9 +122,12 @@ def verify(secret: str, *, header: str, body: bytes, now: int, tolerance: int = 
     return any(hmac.compare_digest(expected, given) for given in fields.get("v1", []))
 
 
-def retry_delay(attempt: int) -> timedelta:
-    """The wait after failed attempt number `attempt` (1-based): 30 s, 1 min, 2 min, ... ≤ 6 h."""
-    return min(RETRY_CAP, RETRY_BASE * (1 << min(max(attempt - 1, 0), 20)))
+def retry_delay(attempt: int, *, base: timedelta = RETRY_BASE) -> timedelta:
+    """The wait after failed attempt number `attempt` (1-based): base·2^(n-1), at most 6 h.
+
+    With the default base: 30 s, 1 min, 2 min, 4 min, ... (eight attempts span ~1 h).
+    """
+    return min(RETRY_CAP, base * (1 << min(max(attempt - 1, 0), 20)))
 
 
 def is_success(status_code: int) -> bool:

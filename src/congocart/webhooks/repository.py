@@ -81,7 +81,8 @@ async def get_delivery_for_send(tx: Connection, delivery_id: UUID) -> asyncpg.Re
     """The delivery with its webhook's url and secret, locked against a parallel attempt."""
     row: asyncpg.Record | None = await tx.fetchrow(
         """
-        SELECT d.id, d.status, d.attempt, d.payload, w.url, w.secret, w.active
+        SELECT d.id, d.event_id, d.event, d.status, d.attempt, d.payload,
+               w.url, w.secret, w.active
         FROM webhook_deliveries d
         JOIN webhooks w ON w.id = d.webhook_id
         WHERE d.id = $1
