@@ -37,10 +37,12 @@ import structlog
 from structlog.typing import FilteringBoundLogger
 
 import congocart
+from congocart.adapters.payment_gateway import open_payment_gateway
 from congocart.config import Settings
 from congocart.core import jobs, metrics
 from congocart.core.db import Connection, Database
 from congocart.core.logging import configure_logging
+from congocart.payments import service as payments
 
 log = structlog.get_logger("congocart.worker")
 
@@ -308,7 +310,10 @@ async def run_worker(settings: Settings, *, dsn: str, concurrency: int) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, worker.stop)
     try:
-        await worker.run()
+        # Jobs that give money back (voids of abandoned checkouts) use this gateway.
+        async with open_payment_gateway(dsn, max_connections=concurrency) as gateway:
+            payments.install_gateway(gateway)
+            await worker.run()
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)

@@ -5,30 +5,31 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from congocart.core.errors import CongoError
+from congocart.core.idempotency import (
+    IdempotencyKeyInFlight,
+    IdempotencyKeyInvalid,
+    IdempotencyKeyMissing,
+    IdempotencyKeyReused,
+)
+
+__all__ = [
+    "CheckoutInProgress",
+    "IdempotencyKeyInFlight",
+    "IdempotencyKeyInvalid",
+    "IdempotencyKeyMissing",
+    "IdempotencyKeyReused",
+    "PaymentDeclined",
+    "PaymentTimeout",
+    "PaymentUnavailable",
+]
 
 
-class IdempotencyKeyMissing(CongoError):
-    status_code = 400
-    code = "idempotency_key_missing"
-    default_detail = "Checkout requires an Idempotency-Key header."
+class CheckoutInProgress(CongoError):
+    """Another checkout of the same cart (another Idempotency-Key) holds its stock."""
 
-
-class IdempotencyKeyInvalid(CongoError):
-    status_code = 400
-    code = "idempotency_key_invalid"
-    default_detail = "The Idempotency-Key header must be 1-255 printable ASCII characters."
-
-
-class IdempotencyKeyReused(CongoError):
-    status_code = 422
-    code = "idempotency_key_reused"
-    default_detail = "This Idempotency-Key was already used with a different request body."
-
-
-class IdempotencyKeyInFlight(CongoError):
     status_code = 409
-    code = "idempotency_key_in_flight"
-    default_detail = "A request with this Idempotency-Key is still being processed; retry shortly."
+    code = "checkout_in_progress"
+    default_detail = "This cart is being checked out by another request; retry shortly."
 
     def __init__(
         self,

@@ -87,6 +87,9 @@ class IdempotencyKeyConflict(PaymentError):
 class PaymentGateway(Protocol):
     """The port every payment provider adapter implements."""
 
+    # Recorded with each payment ("sandbox"), so a charge can be traced to its provider.
+    name: str
+
     async def charge(self, *, idempotency_key: str, amount: Money, token: str) -> PaymentResult:
         """Authorise and capture `amount` on the card behind `token`.
 
