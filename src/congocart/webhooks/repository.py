@@ -53,8 +53,10 @@ async def insert_deliveries(
     """
     result: str = await tx.execute(
         """
-        INSERT INTO webhook_deliveries (webhook_id, event_id, event, payload, next_retry_at)
-        SELECT id, $1, $2, $3, now() FROM webhooks
+        INSERT INTO webhook_deliveries (webhook_id, event_id, event, payload, next_retry_at,
+                                        created_at, updated_at)
+        -- clock_timestamp(): "newest first" holds for events of one transaction too.
+        SELECT id, $1, $2, $3, now(), clock_timestamp(), clock_timestamp() FROM webhooks
         WHERE active AND $2 = ANY(events)
         ON CONFLICT (webhook_id, event_id) DO NOTHING
         """,
