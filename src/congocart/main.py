@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 
+from congocart.adapters.payment_gateway import open_payment_gateway
+from congocart.adapters.sandbox_gateway import SandboxGateway
 from congocart.catalog import api as catalog
+from congocart.checkout import api as checkout
 from congocart.config import Settings, get_settings
 from congocart.core import metrics
 from congocart.core.cache import create_cache
@@ -27,6 +30,9 @@ from congocart.core.security import (
 )
 from congocart.identity import api as identity
 from congocart.jobs import api as jobs_admin
+from congocart.orders import api as orders
+from congocart.payments import service as payments
+from congocart.webhooks import api as webhooks
 from congocart.worker import Worker, load_task_modules
 
 API_PREFIX = "/api/v1"
@@ -73,6 +79,9 @@ async def prometheus_metrics() -> Response:
 def _feature_routers() -> list[APIRouter]:
     routers: list[APIRouter] = [identity.router, catalog.router]
     routers.append(jobs_admin.router)
+    routers.append(checkout.router)
+    routers.append(orders.router)
+    routers.append(webhooks.router)
     return routers
 
 
@@ -125,17 +134,29 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             )
             await db.connect()
         app.state.db = db
-        worker, worker_task = _start_in_process_worker(settings, db)
-        try:
-            yield
-        finally:
-            if worker is not None and worker_task is not None:
-                worker.stop()
-                await worker_task
-            if app.state.redis is not None:
-                await app.state.redis.aclose()
+        async with AsyncExitStack() as stack:
             if owned:
-                await db.close()
+                assert settings.database_url is not None
+                app.state.payments = await stack.enter_async_context(
+                    open_payment_gateway(
+                        settings.database_url, max_connections=settings.db_pool_max
+                    )
+                )
+            elif getattr(app.state, "payments", None) is None:
+                app.state.payments = SandboxGateway(db)
+            # For the jobs of the in-process worker (voids of abandoned checkouts).
+            payments.install_gateway(app.state.payments)
+            worker, worker_task = _start_in_process_worker(settings, db)
+            try:
+                yield
+            finally:
+                if worker is not None and worker_task is not None:
+                    worker.stop()
+                    await worker_task
+                if app.state.redis is not None:
+                    await app.state.redis.aclose()
+                if owned:
+                    await db.close()
 
     app = FastAPI(
         title="CongoCart",
@@ -152,6 +173,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.cache = create_cache(app.state.redis, in_process=settings.in_process_cache)
     if database is not None:
         app.state.db = database
+        # Tests serve the app without a lifespan: the sandbox runs on their database.
+        app.state.payments = SandboxGateway(database)
     install_error_handlers(app)
     # Added first, so it runs inside RequestContextMiddleware: a 429 gets the
     # request id, the logs and the metrics like any other response.
