@@ -11,6 +11,7 @@ from fastapi.responses import Response
 
 from congocart.adapters.payment_gateway import open_payment_gateway
 from congocart.adapters.sandbox_gateway import SandboxGateway
+from congocart.carts import api as carts
 from congocart.catalog import api as catalog
 from congocart.checkout import api as checkout
 from congocart.config import Settings, get_settings
@@ -32,6 +33,7 @@ from congocart.identity import api as identity
 from congocart.jobs import api as jobs_admin
 from congocart.orders import api as orders
 from congocart.payments import service as payments
+from congocart.promotions import api as promotions
 from congocart.webhooks import api as webhooks
 from congocart.worker import Worker, load_task_modules
 
@@ -79,6 +81,8 @@ async def prometheus_metrics() -> Response:
 def _feature_routers() -> list[APIRouter]:
     routers: list[APIRouter] = [identity.router, catalog.router]
     routers.append(jobs_admin.router)
+    routers.append(carts.router)
+    routers.append(promotions.router)
     routers.append(checkout.router)
     routers.append(orders.router)
     routers.append(webhooks.router)

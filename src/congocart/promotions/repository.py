@@ -54,8 +54,8 @@ async def insert_coupon(tx: Connection, coupon: Coupon, *, currency: str) -> Cou
         f"""
         INSERT INTO coupons AS c (code, percent_off, amount_off_minor, currency,
                                   min_subtotal_minor, max_redemptions, per_customer_limit,
-                                  starts_at, ends_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                                  starts_at, ends_at, created_at, updated_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, clock_timestamp(), clock_timestamp())
         ON CONFLICT (code) DO NOTHING
         RETURNING {_COLUMNS}
         """,  # noqa: S608 - a fixed column list, no values
