@@ -94,3 +94,35 @@ async def test_ten_concurrent_cancels_restock_once_and_void_once(
     async with committed_db.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM sandbox_refunds") == 1
         assert await conn.fetchval("SELECT status FROM payments") == "voided"
+
+
+async def test_concurrent_refunds_never_give_back_more_than_the_total(
+    committed_db: Database, settings: Settings
+) -> None:
+    gateway = SandboxGateway(committed_db)
+    app = create_app(settings, database=committed_db)
+    app.state.payments = gateway
+    staff = await committed_user(committed_db, settings, "staff")
+    async with committed_db.transaction() as tx:
+        order = await place_order_on(
+            tx, gateway, user_id=None, prices=("10.00",), quantity=1, shipping="0.00"
+        )
+    assert order.total.to_minor() == 1200
+    body = {"amount": {"amount": "5.00", "currency": "USD"}, "reason": "race"}
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        responses = await asyncio.gather(
+            *(
+                client.post(f"/api/v1/admin/orders/{order.id}/refunds", json=body, headers=staff)
+                for _ in range(8)
+            )
+        )
+
+    # 12.00 holds two refunds of 5.00; the third and later ones exceed what remains.
+    assert sorted(r.status_code for r in responses) == [201, 201] + [422] * 6
+    async with committed_db.acquire() as conn:
+        assert await conn.fetchval("SELECT refunded_minor FROM orders") == 1000
+        assert await conn.fetchval("SELECT sum(amount_minor) FROM sandbox_refunds") == 1000
+        assert await conn.fetchval("SELECT status FROM payments") == "partially_refunded"
+        assert await conn.fetchval("SELECT status FROM orders") == "paid"

@@ -323,10 +323,17 @@ async def get_for_update(tx: Connection, order_id: UUID) -> LockedOrder | None:
     )
 
 
-async def get_owner(conn: Connection, order_id: UUID) -> tuple[UUID | None] | None:
-    """`(user_id,)` of the order, or None when there is no such order."""
+@dataclass(frozen=True, slots=True)
+class OrderOwner:
+    """Whose order it is: a user, or nobody (a guest's order)."""
+
+    user_id: UUID | None
+
+
+async def get_owner(conn: Connection, order_id: UUID) -> OrderOwner | None:
+    """The order's owner, or None when there is no such order."""
     row = await conn.fetchrow("SELECT user_id FROM orders WHERE id = $1", order_id)
-    return None if row is None else (row["user_id"],)
+    return None if row is None else OrderOwner(user_id=row["user_id"])
 
 
 async def change_status(

@@ -206,7 +206,7 @@ async def get_order_for(conn: Connection, *, order_id: UUID, caller: Caller) -> 
 async def list_events(conn: Connection, *, order_id: UUID, caller: Caller) -> list[OrderEvent]:
     """The order's audit trail, oldest first (same visibility as the order)."""
     owner = await repository.get_owner(conn, order_id)
-    if owner is None or caller.actor_on(owner[0]) is None:
+    if owner is None or caller.actor_on(owner.user_id) is None:
         raise OrderNotFound
     return await repository.list_events(conn, order_id)
 
