@@ -32,6 +32,7 @@ from congocart.payments import service as payments
 from congocart.payments.domain import PaymentResult
 from congocart.promotions import service as promotions
 from congocart.promotions.domain import Coupon
+from congocart.worker import load_task_modules
 from tests.conftest import TestUser
 
 USD = "USD"
@@ -218,6 +219,7 @@ class KilledAfterCharge(SandboxGateway):
 
 async def run_due_jobs(database: Database, kind: str) -> int:
     """Claim and run every due job of `kind` the way the worker does; returns how many."""
+    load_task_modules()
     async with database.acquire() as conn:
         due = await jobs.claim_due(
             conn, kinds=[kind], limit=1000, lease=timedelta(seconds=60), worker="test"
