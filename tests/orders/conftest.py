@@ -21,10 +21,8 @@ import pytest
 from congocart.adapters.sandbox_gateway import SandboxGateway
 from congocart.catalog import service as catalog
 from congocart.catalog.domain import NewProduct, NewVariant
-from congocart.config import Settings
 from congocart.core.db import Connection, Database
 from congocart.core.money import Money
-from congocart.main import create_app
 from congocart.orders import service
 from congocart.orders.domain import Order, OrderLineDraft, PaymentRecord
 from tests.conftest import SingleConnectionDatabase
@@ -182,15 +180,6 @@ async def place_order_on(
         shipping_address=ADDRESS,
         payment=parts.payment,
     )
-
-
-@pytest.fixture
-def app(settings: Settings, db: Database):  # type: ignore[no-untyped-def]
-    """The app, with the sandbox gateway on the test's connection when main.py sets none."""
-    app = create_app(settings, database=db)
-    if getattr(app.state, "payments", None) is None:
-        app.state.payments = SandboxGateway(db)
-    return app
 
 
 @pytest.fixture
