@@ -287,7 +287,9 @@ async def _insert_attempt(
         lines=attempt.lines,
         amount=attempt.amount,
         coupon_code=attempt.coupon_code,
-        # The same expiry as the key's lease (both from this transaction's now()).
+        # As long as the key's lease, which was taken a moment earlier in this
+        # transaction but from the clock, not the transaction's start: the
+        # reservation always expires first.
         ttl=RESERVATION_TTL,
     )
 

@@ -14,7 +14,9 @@ after a rollback). Any later request with the same `(scope, key)`:
 
 `locked_until` is the lease and also the claim's fencing token: every later
 write names the lease it was claimed with, so a request whose lease ran out
-and was taken over can never overwrite the new holder's row. A request that
+and was taken over can never overwrite the new holder's row. Leases are read
+from `clock_timestamp()`, not the transaction's start time, so a takeover's
+lease is always later than the one it replaces. A request that
 ends in an error worth retrying (the payment provider failed) gives the key
 back with `release`. Rows are kept at least 24 h (`core.tasks` prunes them).
 """
@@ -132,7 +134,7 @@ async def claim(
     row = await tx.fetchrow(
         """
         INSERT INTO idempotency_keys (scope, key, request_hash, status, locked_until)
-        VALUES ($1, $2, $3, 'in_flight', now() + make_interval(secs => $4))
+        VALUES ($1, $2, $3, 'in_flight', clock_timestamp() + make_interval(secs => $4))
         ON CONFLICT (scope, key) DO NOTHING
         RETURNING locked_until
         """,
@@ -147,7 +149,7 @@ async def claim(
     existing = await tx.fetchrow(
         """
         SELECT request_hash, status, response_status, response_body, locked_until,
-               locked_until > now() AS lease_alive
+               locked_until > clock_timestamp() AS lease_alive
         FROM idempotency_keys
         WHERE scope = $1 AND key = $2
         FOR UPDATE
@@ -169,8 +171,8 @@ async def claim(
     lease_until = await tx.fetchval(
         """
         UPDATE idempotency_keys
-        SET locked_until = now() + make_interval(secs => $3)
-        WHERE scope = $1 AND key = $2 AND status = 'in_flight' AND locked_until <= now()
+        SET locked_until = clock_timestamp() + make_interval(secs => $3)
+        WHERE scope = $1 AND key = $2 AND status = 'in_flight' AND locked_until <= clock_timestamp()
         RETURNING locked_until
         """,
         scope,
@@ -217,7 +219,7 @@ async def store_response(conn: Connection, claim: Claim, *, status: int, body: A
             locked_until = NULL
         WHERE idempotency_keys.status = 'in_flight'
           AND idempotency_keys.request_hash = excluded.request_hash
-          AND idempotency_keys.locked_until <= now()
+          AND idempotency_keys.locked_until <= clock_timestamp()
         """,
         claim.scope,
         claim.key,
