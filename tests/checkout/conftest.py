@@ -249,7 +249,7 @@ async def gateway_installed(gateway: SandboxGateway) -> AsyncIterator[None]:
 @pytest.fixture
 async def gateway_db(committed_db: Database) -> AsyncIterator[Database]:
     """The sandbox's own pool on the committed database, as the app's lifespan opens it."""
-    database = Database(committed_db.dsn, min_size=1, max_size=30)
+    database = Database(committed_db.dsn, min_size=1, max_size=30, keep_session=True)
     await database.connect()
     yield database
     await database.close()

@@ -19,7 +19,8 @@ async def open_payment_gateway(dsn: str, *, max_connections: int) -> AsyncIterat
     provider's calls were drawn from the same pool, a burst of checkouts could
     hold every connection and wait for one more that never comes free.
     """
-    database = Database(dsn, min_size=1, max_size=max_connections)
+    # The sandbox never changes session state: no reset round trip on release.
+    database = Database(dsn, min_size=1, max_size=max_connections, keep_session=True)
     await database.connect()
     try:
         yield SandboxGateway(database)
