@@ -170,12 +170,21 @@ async def _top_up_stock(dsn: str) -> None:
 
 
 def run(options: Options) -> int:
-    """Run the whole bench; 0 when every run kept the invariants, 1 otherwise, 130 on Ctrl-C."""
+    """Run the whole bench.
+
+    Exit status: 0 when everything ran and every checkout run kept the
+    invariants; 1 when an invariant broke or a step failed; 2 when the bench
+    could not start (no PostgreSQL binaries, no pgbench files); 130 on Ctrl-C.
+    """
     for path in (options.pgbench_script, options.pgbench_schema) if options.wants_pgbench else ():
         if not path.exists():
             say(f"bench: {path} not found (pass --shared-dir, or --no-pgbench)")
             return 2
-    binaries = find_binaries()
+    try:
+        binaries = find_binaries()
+    except ClusterError as exc:
+        say(f"bench: {exc}")
+        return 2
     started = datetime.now(UTC)
     bench_report = Report(
         started_at=started.strftime("%Y-%m-%d %H:%M UTC"),
