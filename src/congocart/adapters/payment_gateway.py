@@ -20,7 +20,7 @@ async def open_payment_gateway(dsn: str, *, max_connections: int) -> AsyncIterat
     hold every connection and wait for one more that never comes free.
     """
     # The sandbox never changes session state: no reset round trip on release.
-    database = Database(dsn, min_size=1, max_size=max_connections, keep_session=True)
+    database = Database(dsn, min_size=1, max_size=max_connections)
     await database.connect()
     try:
         yield SandboxGateway(database)

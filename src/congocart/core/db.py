@@ -43,14 +43,16 @@ async def _keep_session(conn: Connection) -> None:
 class Database:
     """A pool of connections to PostgreSQL (and an optional read replica).
 
-    `keep_session=True` skips asyncpg's session reset on release (`RESET ALL`,
-    `UNLISTEN *`, `CLOSE ALL`, advisory unlock: four statements per release).
-    Only for pools whose users never change session state outside a
-    transaction, such as the sandbox gateway's.
+    `keep_session=True` (the default) skips asyncpg's session reset on
+    release (`RESET ALL`, `UNLISTEN *`, `CLOSE ALL`, advisory unlock: four
+    statements on every request). The rule that makes it safe: no code leaves
+    session state behind on a pooled connection — settings are `SET LOCAL`
+    inside a transaction, and the worker's LISTEN connection removes its
+    listener before it goes back. An open transaction is still rolled back.
     """
 
     def __init__(
-        self, dsn: str, *, min_size: int = 2, max_size: int = 20, keep_session: bool = False
+        self, dsn: str, *, min_size: int = 2, max_size: int = 20, keep_session: bool = True
     ) -> None:
         self.dsn = dsn
         self._min_size = min_size
