@@ -55,12 +55,20 @@ async def cart_owner(
 CartAccess = Annotated[CartOwner, Depends(cart_owner)]
 
 
-def shop_settings(request: Request) -> Settings:
+def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def expected_version(
+# The dependencies below are `async def` although they never await: FastAPI runs
+# a plain `def` dependency in a worker thread, a hop that costs more than the work.
+
+
+async def shop_settings(request: Request) -> Settings:
+    return _settings(request)
+
+
+async def expected_version(
     if_match: Annotated[
         str | None,
         Header(
@@ -83,7 +91,7 @@ def expected_version(
 ExpectedVersion = Annotated[int | None, Depends(expected_version)]
 
 
-def cart_pricing(
+async def cart_pricing(
     request: Request,
     country: Annotated[
         str | None,
@@ -97,7 +105,7 @@ def cart_pricing(
         Query(max_length=64, description="Shipping method code (default: `standard`)."),
     ] = None,
 ) -> Pricing:
-    settings = shop_settings(request)
+    settings = _settings(request)
     destination = service.resolve_destination(
         country=country, shipping_method=shipping_method, currency=settings.currency
     )
@@ -115,11 +123,11 @@ def _uuid_or(value: str, error: type[CartNotFound] | type[CartItemNotFound]) -> 
         raise error() from exc
 
 
-def cart_id(cart_id: str) -> UUID:
+async def cart_id(cart_id: str) -> UUID:
     return _uuid_or(cart_id, CartNotFound)
 
 
-def item_id(item_id: str) -> UUID:
+async def item_id(item_id: str) -> UUID:
     return _uuid_or(item_id, CartItemNotFound)
 
 

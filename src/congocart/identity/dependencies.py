@@ -29,12 +29,14 @@ from congocart.identity.domain import Principal
 _bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 
-def get_token_keys(request: Request) -> TokenKeys:
+# `async def` although they never await: FastAPI runs a plain `def` dependency
+# in a worker thread, a hop that costs more than the work.
+async def get_token_keys(request: Request) -> TokenKeys:
     keys: TokenKeys = request.app.state.token_keys
     return keys
 
 
-def get_passwords(request: Request) -> Passwords:
+async def get_passwords(request: Request) -> Passwords:
     passwords: Passwords = request.app.state.passwords
     return passwords
 

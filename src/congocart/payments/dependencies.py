@@ -9,8 +9,12 @@ from fastapi import Depends, Request
 from congocart.payments.domain import PaymentGateway
 
 
-def get_payment_gateway(request: Request) -> PaymentGateway:
-    """The gateway the app's lifespan opened (`app.state.payments`)."""
+async def get_payment_gateway(request: Request) -> PaymentGateway:
+    """The gateway the app's lifespan opened (`app.state.payments`).
+
+    `async def` although it never awaits: a plain `def` dependency would run
+    in a worker thread, a hop that costs more than the work.
+    """
     gateway: PaymentGateway = request.app.state.payments
     return gateway
 
