@@ -41,6 +41,10 @@ def _shop_currency(request: Request) -> str:
     return settings.currency
 
 
+# The contract's name for the path parameter (`/admin/products/{id}`).
+ProductIdParam = Annotated[str, Path(alias="id", description="The product's id.")]
+
+
 def _product_id(value: str) -> UUID:
     # A malformed id names no product: 404, like an unknown one.
     if not is_uuid(value):
@@ -111,9 +115,9 @@ async def create_product(
     return ProductRead.of(product)
 
 
-@router.patch("/admin/products/{product_id}", response_model=ProductRead)
+@router.patch("/admin/products/{id}", response_model=ProductRead)
 async def update_product(
-    tx: Tx, admin: AdminUser, product_id: str, body: ProductUpdate
+    tx: Tx, admin: AdminUser, product_id: ProductIdParam, body: ProductUpdate
 ) -> ProductRead:
     """Change a product's name, slug, description or category (admin)."""
     product = await service.update_product(
@@ -122,9 +126,9 @@ async def update_product(
     return ProductRead.of(product)
 
 
-@router.post("/admin/products/{product_id}/variants", status_code=201, response_model=ProductRead)
+@router.post("/admin/products/{id}/variants", status_code=201, response_model=ProductRead)
 async def add_variant(
-    request: Request, tx: Tx, admin: AdminUser, product_id: str, body: VariantCreate
+    request: Request, tx: Tx, admin: AdminUser, product_id: ProductIdParam, body: VariantCreate
 ) -> ProductRead:
     """Add a variant, with its initial stock, to a product (admin); answers the product."""
     product = await service.add_variant(
@@ -153,8 +157,8 @@ async def update_variant(
     return ProductRead.of(product)
 
 
-@router.delete("/admin/products/{product_id}", status_code=204)
-async def archive_product(tx: Tx, admin: AdminUser, product_id: str) -> Response:
+@router.delete("/admin/products/{id}", status_code=204)
+async def archive_product(tx: Tx, admin: AdminUser, product_id: ProductIdParam) -> Response:
     """Archive a product (admin): no longer listed or sold, still shown on past orders."""
     await service.archive_product(tx, product_id=_product_id(product_id))
     return Response(status_code=204)

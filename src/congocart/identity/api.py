@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from congocart.config import Settings
@@ -140,8 +140,13 @@ async def change_password(
     )
 
 
-@router.put("/admin/users/{user_id}/roles")
-async def set_roles(user_id: UUID, body: RolesUpdate, admin: AdminUser, tx: Tx) -> UserRead:
+@router.put("/admin/users/{id}/roles")
+async def set_roles(
+    user_id: Annotated[UUID, Path(alias="id", description="The user's id.")],
+    body: RolesUpdate,
+    admin: AdminUser,
+    tx: Tx,
+) -> UserRead:
     """Replace a user's roles (admin only). The user's access tokens stop working at once;
     their sessions stay valid and the next refreshed token carries the new roles."""
     user = await service.set_user_roles(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 
 from congocart.core.db import Conn, Tx
 from congocart.core.pagination import Cursor, Limit
@@ -30,9 +31,13 @@ async def create_webhook(tx: Tx, admin: AdminUser, body: WebhookCreate) -> Webho
     return WebhookCreated.of(created)
 
 
-@router.get("/admin/webhooks/{webhook_id}/deliveries", response_model=DeliveryList)
+@router.get("/admin/webhooks/{id}/deliveries", response_model=DeliveryList)
 async def list_deliveries(
-    conn: Conn, admin: AdminUser, webhook_id: str, limit: Limit = 20, cursor: Cursor = None
+    conn: Conn,
+    admin: AdminUser,
+    webhook_id: Annotated[str, Path(alias="id", description="The webhook's id.")],
+    limit: Limit = 20,
+    cursor: Cursor = None,
 ) -> DeliveryList:
     """The webhook's deliveries, newest first: event, last answer, attempts, next retry."""
     try:
