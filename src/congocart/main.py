@@ -72,8 +72,13 @@ async def readyz(request: Request) -> dict[str, str]:
     return {"status": "ready"}
 
 
-@operations.get("/metrics", include_in_schema=False)
+@operations.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"description": "Prometheus text format.", "content": {"text/plain": {}}}},
+)
 async def prometheus_metrics() -> Response:
+    """Request counts and latencies (and the process's own metrics) for Prometheus."""
     body, content_type = metrics.render()
     return Response(content=body, media_type=content_type)
 
