@@ -641,4 +641,4 @@ async def test_reading_and_changing_a_cart_take_a_fixed_number_of_statements(
         )
     async with logged_statements(conn) as creates:
         await new_guest_cart(conn)
-    assert (len(creates), len(reads), len(adds), len(updates), len(checkouts)) == (1, 2, 3, 3, 2)
+    assert (len(creates), len(reads), len(adds), len(updates), len(checkouts)) == (1, 2, 2, 3, 2)

@@ -91,7 +91,7 @@ async def get_cart(
 
 @router.post("/carts/{cart_id}/items", status_code=201, response_model=CartRead)
 async def add_item(
-    tx: Tx,
+    conn: Conn,
     owner: CartAccess,
     cart_id: CartId,
     body: ItemCreate,
@@ -107,8 +107,9 @@ async def add_item(
     checked out, merged or expired. With `If-Match: <version>`, 412
     `version_mismatch` when the cart has changed since that version.
     """
+    # Two statements, each atomic on its own: no transaction around them.
     view = await service.add_item(
-        tx,
+        conn,
         cart_id=cart_id,
         owner=owner,
         sku=body.sku,

@@ -10,7 +10,7 @@ what lets a single statement lock the cart *and* read its lines: see
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -75,6 +75,64 @@ async def get_cart(conn: Connection, cart_id: UUID) -> Cart | None:
         cart_id,
     )
     return None if row is None else _cart(row)
+
+
+VariantsSql = Callable[[str], str]
+
+
+async def get_cart_and_variants(
+    conn: Connection, cart_id: UUID, *, adding: str, variants_sql: VariantsSql
+) -> tuple[Cart, Any] | None:
+    """The cart, its lines and the catalog's snapshot of their variants and of
+    `adding`, from one statement (one snapshot), without a lock.
+
+    `variants_sql` is the catalog's part (`catalog.service.variant_snapshots_sql`);
+    what it returns comes back as is, for the catalog to read.
+    """
+    skus = "array(SELECT i.sku FROM cart_items i WHERE i.cart_id = c.id) || $2::text"
+    row = await conn.fetchrow(
+        f"""
+        SELECT {_CART_COLUMNS}, {_ITEMS}, {variants_sql(skus)} AS variants
+        FROM carts c WHERE c.id = $1
+        """,  # noqa: S608 - fixed column lists and parts, no values
+        cart_id,
+        adding,
+    )
+    return None if row is None else (_cart(row), row["variants"])
+
+
+async def upsert_item_if_unchanged(
+    conn: Connection, *, cart_id: UUID, seen_version: int, sku: str, quantity: int
+) -> tuple[UUID, int, datetime] | None:
+    """`upsert_item` for a cart still open and at `seen_version`; None when it is not.
+
+    One statement, atomic without a transaction. The version check is made on
+    the cart's newest row under its row lock (an UPDATE that finds the row
+    changed re-reads it), and every change of a cart's lines bumps its version
+    under that lock: when the version is the one read, so are the lines, and
+    the rules checked against them still hold.
+    """
+    row = await conn.fetchrow(
+        """
+        WITH bumped AS (
+            UPDATE carts SET version = version + 1, updated_at = now()
+            WHERE id = $1 AND version = $4 AND status = 'open'
+            RETURNING version, updated_at
+        ), line AS (
+            INSERT INTO cart_items (cart_id, sku, quantity, created_at)
+            SELECT $1, $2, $3, clock_timestamp() FROM bumped
+            ON CONFLICT (cart_id, sku)
+            DO UPDATE SET quantity = excluded.quantity, updated_at = now()
+            RETURNING id
+        )
+        SELECT line.id, bumped.version, bumped.updated_at FROM line, bumped
+        """,
+        cart_id,
+        sku,
+        quantity,
+        seen_version,
+    )
+    return None if row is None else (row["id"], row["version"], row["updated_at"])
 
 
 async def get_cart_for_update(tx: Connection, cart_id: UUID) -> Cart | None:

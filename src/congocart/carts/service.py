@@ -10,8 +10,13 @@ line rules (quantity 1..99, at most 100 lines) are checked against lines no
 concurrent change can alter until commit, and bumps `version`, which clients
 may send back in `If-Match` to make a change conditional.
 
+Adding a line, the storefront's most frequent change, is instead optimistic
+(see `add_item`): a read, then a write conditional on the version read, with
+no transaction and no lock held between the two.
+
 Statements per call (besides the caller's BEGIN/COMMIT, and one more when a
-coupon is applied): create 1; get 2; add, change or remove a line 3.
+coupon is applied): create 1; get 2; add a line 2 (no transaction needed);
+change or remove a line 3.
 """
 
 from __future__ import annotations
@@ -60,7 +65,7 @@ from congocart.carts.errors import (
     VersionMismatch,
 )
 from congocart.catalog import service as catalog
-from congocart.catalog.domain import DEFAULT_VARIANT_NAME, VariantSnapshot
+from congocart.catalog.domain import DEFAULT_VARIANT_NAME, VariantSnapshot, is_sku
 from congocart.config import get_settings
 from congocart.core.db import Connection
 from congocart.core.errors import CongoError
@@ -289,12 +294,16 @@ async def _lock_open_cart(
 ) -> Cart:
     cart = _owned(await repository.get_cart_for_update(tx, cart_id), owner)
     _require_open(cart)
+    _require_version(cart, expected_version)
+    return cart
+
+
+def _require_version(cart: Cart, expected_version: int | None) -> None:
     if expected_version is not None and expected_version != cart.version:
         raise VersionMismatch(
             f"The cart is at version {cart.version}, not {expected_version}; "
             "read it again and retry."
         )
-    return cart
 
 
 def _require_open(cart: Cart) -> None:
@@ -307,8 +316,13 @@ def _require_open(cart: Cart) -> None:
         raise CartClosed(f"This cart {reason} and can no longer change.")
 
 
+# Reads of a cart that changed before add_item could write (someone else's
+# change came first) before it takes the cart's lock instead.
+OPTIMISTIC_TRIES = 3
+
+
 async def add_item(
-    tx: Connection,
+    conn: Connection,
     *,
     cart_id: UUID,
     owner: CartOwner,
@@ -321,12 +335,54 @@ async def add_item(
     """Add `quantity` of `sku`; a sku already in the cart has its quantity increased.
 
     404 `sku_not_found`, 409 `sku_unavailable` (archived), 422 `invalid_quantity`
-    past 99, 422 `too_many_lines` past 100 lines: all checked under the cart's lock.
+    past 99, 422 `too_many_lines` past 100 lines.
+
+    `conn` needs no transaction: two statements, each atomic. The first reads
+    the cart, its lines and their variants; the rules are checked against that
+    read; the second writes the line only if the cart is still at the version
+    read (every change of its lines bumps it), else nothing and the read starts
+    again. After `OPTIMISTIC_TRIES` such races it locks the cart (`FOR UPDATE`)
+    in a transaction of its own (a savepoint in the caller's), where no race is
+    left to lose.
     """
-    cart = await _lock_open_cart(
-        tx, cart_id=cart_id, owner=owner, expected_version=expected_version
-    )
-    variants = await catalog.get_variants(tx, skus=[*cart.skus, sku])
+    for _ in range(OPTIMISTIC_TRIES):
+        found = await repository.get_cart_and_variants(
+            conn,
+            cart_id,
+            # Not a SKU at all (say, with a NUL): looked up as nothing, so not found.
+            adding=sku if is_sku(sku) else "",
+            variants_sql=catalog.variant_snapshots_sql,
+        )
+        cart = _owned(None if found is None else found[0], owner)
+        _require_open(cart)
+        _require_version(cart, expected_version)
+        assert found is not None
+        variants = catalog.variant_snapshots(found[1])
+        new_quantity = _quantity_after_add(cart, variants, sku=sku, quantity=quantity)
+        written = await repository.upsert_item_if_unchanged(
+            conn, cart_id=cart.id, seen_version=cart.version, sku=sku, quantity=new_quantity
+        )
+        if written is not None:
+            return await _with_line(
+                conn, cart, variants, sku, new_quantity, written, pricing=pricing, now=now
+            )
+    async with conn.transaction():
+        cart = await _lock_open_cart(
+            conn, cart_id=cart_id, owner=owner, expected_version=expected_version
+        )
+        variants = await catalog.get_variants(conn, skus=[*cart.skus, sku])
+        new_quantity = _quantity_after_add(cart, variants, sku=sku, quantity=quantity)
+        written = await repository.upsert_item(
+            conn, cart_id=cart.id, sku=sku, quantity=new_quantity
+        )
+        return await _with_line(
+            conn, cart, variants, sku, new_quantity, written, pricing=pricing, now=now
+        )
+
+
+def _quantity_after_add(
+    cart: Cart, variants: Mapping[str, VariantSnapshot], *, sku: str, quantity: int
+) -> int:
     variant = variants.get(sku)
     if variant is None:
         raise SkuNotFound(f"There is no product variant with SKU {sku!r}.")
@@ -334,28 +390,31 @@ async def add_item(
         raise SkuUnavailable(f"{sku} is no longer sold.")
     existing = cart.find_sku(sku)
     try:
-        new_quantity = quantity_after_add(
+        return quantity_after_add(
             None if existing is None else existing.quantity,
             quantity,
             lines_in_cart=len(cart.items),
         )
     except CartRuleViolation as exc:
         raise _client_error(exc) from exc
-    item_id, version, updated_at = await repository.upsert_item(
-        tx, cart_id=cart.id, sku=sku, quantity=new_quantity
-    )
+
+
+async def _with_line(
+    conn: Connection,
+    cart: Cart,
+    variants: Mapping[str, VariantSnapshot],
+    sku: str,
+    quantity: int,
+    written: tuple[UUID, int, datetime],
+    *,
+    pricing: Pricing,
+    now: datetime | None,
+) -> CartView:
+    item_id, version, updated_at = written
     cart = cart.with_item(
-        CartItem(id=item_id, sku=sku, quantity=new_quantity),
-        version=version,
-        updated_at=updated_at,
+        CartItem(id=item_id, sku=sku, quantity=quantity), version=version, updated_at=updated_at
     )
-    return await _view(
-        tx,
-        cart,
-        variants,
-        pricing=pricing,
-        now=now or datetime.now(UTC),
-    )
+    return await _view(conn, cart, variants, pricing=pricing, now=now or datetime.now(UTC))
 
 
 async def update_item(

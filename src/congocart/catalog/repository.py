@@ -379,6 +379,44 @@ async def get_variants(conn: Connection, skus: Sequence[str]) -> list[VariantSna
     ]
 
 
+def variant_snapshots_sql(skus: str) -> str:
+    """A part for another feature's statement: the variants whose SKU is in the
+    `text[]` expression `skus`, as one jsonb array (read by `variant_snapshots`)."""
+    return f"""
+        (SELECT coalesce(jsonb_agg(jsonb_build_array(
+                    v.sku, v.product_id, p.name, v.name, v.price_minor, v.currency,
+                    v.on_hand - v.reserved, v.archived_at IS NULL AND p.archived_at IS NULL
+                )), '[]'::jsonb)
+         FROM variants v JOIN products p ON p.id = v.product_id
+         WHERE v.sku = ANY({skus}))
+    """  # noqa: S608 - a fixed part around the caller's fixed expression, no values
+
+
+def variant_snapshots(raw: list[list[Any]]) -> list[VariantSnapshot]:
+    """The snapshots of a `variant_snapshots_sql` part."""
+    return [
+        VariantSnapshot(
+            sku=sku,
+            product_id=UUID(product_id),
+            product_name=product_name,
+            variant_name=variant_name,
+            price=Money.from_minor(price_minor, currency),
+            available=available,
+            sellable=sellable,
+        )
+        for (
+            sku,
+            product_id,
+            product_name,
+            variant_name,
+            price_minor,
+            currency,
+            available,
+            sellable,
+        ) in raw
+    ]
+
+
 # ---------------------------------------------------------------- stock
 
 

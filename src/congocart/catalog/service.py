@@ -73,6 +73,8 @@ __all__ = [
     "seed_demo_catalog",
     "update_product",
     "update_variant",
+    "variant_snapshots",
+    "variant_snapshots_sql",
 ]
 
 _SLUG_ATTEMPTS = 3
@@ -338,6 +340,18 @@ async def get_variants(conn: Connection, *, skus: Sequence[str]) -> dict[str, Va
     if not wanted:
         return {}
     return {v.sku: v for v in await repository.get_variants(conn, list(wanted))}
+
+
+def variant_snapshots_sql(skus: str) -> str:
+    """`get_variants` as a part of another feature's statement (a round trip saved):
+    a jsonb expression of the variants whose SKU is in the `text[]` SQL expression
+    `skus`, read back with `variant_snapshots`."""
+    return repository.variant_snapshots_sql(skus)
+
+
+def variant_snapshots(raw: list[list[Any]]) -> dict[str, VariantSnapshot]:
+    """The variants of a `variant_snapshots_sql` part, by SKU."""
+    return {v.sku: v for v in repository.variant_snapshots(raw)}
 
 
 async def reserve_stock(tx: Connection, *, lines: Mapping[str, int]) -> None:
