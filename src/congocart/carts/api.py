@@ -34,6 +34,7 @@ from congocart.carts.schemas import (
 )
 from congocart.config import Settings
 from congocart.core.db import Conn, Tx
+from congocart.core.pagination import SHORT_LIST
 from congocart.core.schemas import Page
 from congocart.identity.dependencies import CurrentUser, OptionalUser
 
@@ -253,7 +254,12 @@ async def merge_carts(
     return _read(view, response)
 
 
-@router.get("/shipping-methods", response_model=Page[ShippingMethodRead], tags=["shipping and tax"])
+@router.get(
+    "/shipping-methods",
+    response_model=Page[ShippingMethodRead],
+    tags=["shipping and tax"],
+    dependencies=SHORT_LIST,
+)
 async def list_shipping_methods(
     settings: ShopSettings,
     country: Annotated[

@@ -24,7 +24,7 @@ from congocart.catalog.schemas import (
 )
 from congocart.config import Settings
 from congocart.core.db import Conn, Tx
-from congocart.core.pagination import Cursor, Limit
+from congocart.core.pagination import SHORT_LIST, Cursor, Limit
 from congocart.identity.dependencies import AdminUser, StaffUser
 
 router = APIRouter(tags=["catalog"])
@@ -93,7 +93,7 @@ async def get_product(conn: Conn, id_or_slug: Annotated[str, Path(max_length=200
     return ProductRead.of(await service.get_product(conn, id_or_slug=id_or_slug))
 
 
-@router.get("/categories", response_model=CategoryList)
+@router.get("/categories", response_model=CategoryList, dependencies=SHORT_LIST)
 async def list_categories(conn: Conn) -> CategoryList:
     """Every category, by name (a short list: `next_cursor` is always null)."""
     return CategoryList.of(await service.list_categories(conn))

@@ -7,7 +7,7 @@ import binascii
 from typing import Annotated, Any
 
 import orjson
-from fastapi import Query
+from fastapi import Depends, Query
 
 from congocart.core.errors import CongoError
 
@@ -37,3 +37,18 @@ Limit = Annotated[int, Query(ge=1, le=100, description="Page size, 1..100.")]
 Cursor = Annotated[
     str | None, Query(max_length=512, description="Opaque cursor from `next_cursor`.")
 ]
+
+
+async def _short_list_limit(
+    limit: Annotated[
+        int,
+        Query(ge=1, le=100, description="Checked (1..100) like on every list; the list is whole."),
+    ] = 20,
+) -> None:
+    """The short bounded lists (categories, shipping methods, order events) always come
+    whole with `next_cursor: null`; `limit` is still validated like on every list, so a
+    limit outside 1..100 is a 422 everywhere."""
+
+
+# `dependencies=SHORT_LIST` on the route of a short bounded list.
+SHORT_LIST = [Depends(_short_list_limit)]

@@ -10,7 +10,7 @@ import structlog
 from fastapi import APIRouter, Query, Request
 
 from congocart.core.db import Conn, Connection, Tx
-from congocart.core.pagination import Cursor, Limit
+from congocart.core.pagination import SHORT_LIST, Cursor, Limit
 from congocart.identity.dependencies import CurrentUser, StaffUser
 from congocart.identity.domain import Principal
 from congocart.orders import service
@@ -98,7 +98,7 @@ async def get_order(conn: Conn, user: CurrentUser, order_id: str) -> OrderRead:
     return OrderRead.of(order)
 
 
-@router.get("/orders/{order_id}/events", response_model=OrderEventList)
+@router.get("/orders/{order_id}/events", response_model=OrderEventList, dependencies=SHORT_LIST)
 async def list_order_events(conn: Conn, user: CurrentUser, order_id: str) -> OrderEventList:
     """The order's audit trail, oldest first: who changed it, when, from what, to what, why."""
     events = await service.list_events(conn, order_id=_order_id(order_id), caller=_caller(user))
