@@ -206,6 +206,15 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
         {"field": _field_name(e.get("loc", ())), "message": str(e.get("msg", "invalid"))}
         for e in raw
     ]
+    if any(tuple(e.get("loc", ()))[:1] == ("header",) for e in raw):
+        # A malformed header is a 400 (api-contract.md), not a failed validation of fields.
+        return problem_response(
+            request,
+            status=400,
+            code="invalid_header",
+            detail="A request header is malformed; see `errors`.",
+            errors=errors,
+        )
     return problem_response(
         request,
         status=422,
