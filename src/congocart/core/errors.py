@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, ClassVar
 
+import asyncpg
 import orjson
 import structlog
 from fastapi import FastAPI, Request
@@ -236,7 +237,40 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return problem_response(request, status=status, code=code, detail=detail, headers=exc.headers)
 
 
+# What a database (or another dependency) that is down or refusing connections raises.
+_DEPENDENCY_DOWN = (
+    ConnectionError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+)
+DEPENDENCY_RETRY_AFTER_SECONDS = 5
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    return unexpected_problem(request, exc)
+
+
+def unexpected_problem(request: Request, exc: Exception) -> Response:
+    """The answer to an exception nothing handled, logged: 503 with Retry-After when a
+    dependency is down, else a generic 500 (the details only in the log)."""
+    if isinstance(exc, _DEPENDENCY_DOWN):
+        # The operation fails closed: 503 with Retry-After (api-contract.md), not a 500.
+        log.warning(
+            "dependency_unavailable",
+            request_id=getattr(request.state, "request_id", None),
+            path=request.url.path,
+            error=repr(exc),
+        )
+        return problem_response(
+            request,
+            status=503,
+            code=ServiceUnavailable.code,
+            detail=ServiceUnavailable.default_detail,
+            headers={"Retry-After": str(DEPENDENCY_RETRY_AFTER_SECONDS)},
+        )
     log.error(
         "unhandled_exception",
         request_id=getattr(request.state, "request_id", None),

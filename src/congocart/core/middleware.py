@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from congocart.core import metrics
-from congocart.core.errors import problem_response
+from congocart.core.errors import problem_response, unexpected_problem
 
 log = structlog.get_logger("congocart.http")
 
@@ -76,14 +76,8 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception as exc:
-            log.error("unhandled_exception", path=scope["path"], exc_info=exc)
+            response = unexpected_problem(request, exc)  # logs it
             if not status_holder["started"]:
-                response = problem_response(
-                    request,
-                    status=500,
-                    code="internal_error",
-                    detail="An unexpected error occurred; it is logged under this request_id.",
-                )
                 await response(scope, receive, send_with_id)
         finally:
             structlog.contextvars.unbind_contextvars("request_id")
