@@ -395,7 +395,7 @@ async def test_stock_operations_run_the_same_statements_for_one_line_or_thirty(
             await service.commit_stock(conn, lines=lines)
             await service.restock(conn, lines=lines, reason="return", actor_id=None)
         counts.append(len(statements))
-    assert counts[0] == counts[1] == 7
+    assert counts[0] == counts[1] == 5
 
 
 async def test_release_stock_gives_reserved_units_back_but_never_more(

@@ -27,7 +27,7 @@ from congocart.catalog.domain import (
     VariantView,
 )
 from congocart.catalog.errors import SlugTaken
-from congocart.core.db import Connection
+from congocart.core.db import Connection, Params
 from congocart.core.money import Money
 
 # ---------------------------------------------------------------- categories
@@ -420,37 +420,71 @@ def variant_snapshots(raw: list[list[Any]]) -> list[VariantSnapshot]:
 # ---------------------------------------------------------------- stock
 
 
-async def lock_for_reservation(conn: Connection, skus: Sequence[str]) -> dict[str, int]:
-    """Lock the variants in ascending SKU order; the available stock of the
-    sellable ones (unknown or archived SKUs are left out)."""
-    rows = await conn.fetch(
-        """
-        SELECT v.sku, v.on_hand - v.reserved AS available,
-               v.archived_at IS NULL AND p.archived_at IS NULL AS sellable
-        FROM variants v JOIN products p ON p.id = v.product_id
-        WHERE v.sku = ANY($1::text[])
-        ORDER BY v.sku
-        FOR NO KEY UPDATE OF v
-        """,
-        list(skus),
-    )
-    return {r["sku"]: r["available"] for r in rows if r["sellable"]}
+def reserve_sql(
+    p: Params, skus: Sequence[str], quantities: Sequence[int], *, only_if: str = "true"
+) -> str:
+    """The CTEs `stock_locked` and `stock_reserved` of a statement that reserves
+    stock, all or nothing, for this statement or another feature's.
+
+    `stock_locked` locks the variants in ascending SKU order (so overlapping
+    reservations queue instead of deadlocking) and holds each one's available
+    stock and sellable flag as of the lock (the newest row: a lock that waited
+    re-reads it). `stock_reserved` then takes the stock, each line by a
+    conditional UPDATE, and only when every line can be had and the SQL
+    condition `only_if` (for instance "the checkout attempt was inserted")
+    holds; otherwise it locks and takes nothing. `skus` must be sorted.
+    """
+    skus_param, quantities_param = p(list(skus)), p(list(quantities))
+    return f"""
+        stock_locked AS MATERIALIZED (
+            SELECT v.sku, l.qty, v.on_hand - v.reserved AS available,
+                   v.archived_at IS NULL AND p.archived_at IS NULL AS sellable
+            FROM variants v
+            JOIN unnest({skus_param}::text[], {quantities_param}::int[]) AS l(sku, qty)
+                USING (sku)
+            JOIN products p ON p.id = v.product_id
+            WHERE {only_if}
+            ORDER BY v.sku
+            FOR NO KEY UPDATE OF v
+        ), stock_reserved AS (
+            UPDATE variants v
+            SET reserved = v.reserved + s.qty, updated_at = now()
+            FROM stock_locked s
+            WHERE v.sku = s.sku AND v.on_hand - v.reserved >= s.qty
+              AND (SELECT count(*) FILTER (WHERE sellable AND available >= qty)
+                   FROM stock_locked) = cardinality({skus_param}::text[])
+            RETURNING v.sku
+        )
+    """  # noqa: S608 - fixed text around placeholders, no values
 
 
-async def reserve(conn: Connection, skus: Sequence[str], quantities: Sequence[int]) -> list[str]:
-    """Reserve each line only if its stock allows; the SKUs reserved."""
-    rows = await conn.fetch(
-        """
-        UPDATE variants v
-        SET reserved = v.reserved + l.qty, updated_at = now()
-        FROM unnest($1::text[], $2::int[]) AS l(sku, qty)
-        WHERE v.sku = l.sku AND v.on_hand - v.reserved >= l.qty
-        RETURNING v.sku
-        """,
-        list(skus),
-        list(quantities),
+# The outcome of a `reserve_sql` statement, as one jsonb value (read by `reserve_outcome`).
+RESERVE_OUTCOME = """
+    (SELECT coalesce(jsonb_agg(jsonb_build_array(
+                s.sku, s.sellable AND s.available >= s.qty, r.sku IS NOT NULL)), '[]'::jsonb)
+     FROM stock_locked s LEFT JOIN stock_reserved r USING (sku))
+"""
+
+
+def reserve_outcome(skus: Sequence[str], raw: list[list[Any]]) -> tuple[list[str], list[str]]:
+    """(the SKUs reserved, the SKUs short) from a `RESERVE_OUTCOME`; nothing was
+    reserved when any is short (unknown, unsellable or not enough available)."""
+    enough = {sku for sku, has_enough, _ in raw if has_enough}
+    reserved = [sku for sku, _, was_reserved in raw if was_reserved]
+    return reserved, [sku for sku in skus if sku not in enough]
+
+
+async def reserve(
+    conn: Connection, skus: Sequence[str], quantities: Sequence[int]
+) -> list[list[Any]]:
+    """Reserve every line or none, in one statement (see `reserve_sql`); returns
+    the `RESERVE_OUTCOME`. `skus` must be sorted."""
+    p = Params()
+    outcome: list[list[Any]] = await conn.fetchval(
+        f"WITH {reserve_sql(p, skus, quantities)} SELECT {RESERVE_OUTCOME}",
+        *p.values,
     )
-    return [r["sku"] for r in rows]
+    return outcome
 
 
 async def release(conn: Connection, skus: Sequence[str], quantities: Sequence[int]) -> list[str]:

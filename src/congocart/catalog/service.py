@@ -50,11 +50,12 @@ from congocart.catalog.errors import (
     StockNotReserved,
     WrongCurrency,
 )
-from congocart.core.db import Connection
+from congocart.core.db import Connection, Params
 from congocart.core.money import Money
 from congocart.core.pagination import InvalidCursor, decode_cursor, encode_cursor
 
 __all__ = [
+    "RESERVE_STOCK_OUTCOME",
     "OutOfStock",
     "SeedResult",
     "VariantSnapshot",
@@ -69,6 +70,8 @@ __all__ = [
     "list_products",
     "release_stock",
     "reserve_stock",
+    "reserve_stock_sql",
+    "reserved_or_raise",
     "restock",
     "seed_demo_catalog",
     "update_product",
@@ -355,13 +358,13 @@ def variant_snapshots(raw: list[list[Any]]) -> dict[str, VariantSnapshot]:
 
 
 async def reserve_stock(tx: Connection, *, lines: Mapping[str, int]) -> None:
-    """Reserve `quantity` units of each SKU, all or nothing.
+    """Reserve `quantity` units of each SKU, all or nothing, in one statement.
 
-    Locks the variant rows in ascending SKU order first, so concurrent
-    reservations of overlapping SKUs queue instead of deadlocking; then one
-    conditional UPDATE takes the stock. Raises `OutOfStock` naming every SKU
-    that is short, unknown or no longer sold; the caller's transaction then
-    rolls back.
+    The variant rows are locked in ascending SKU order, so concurrent
+    reservations of overlapping SKUs queue instead of deadlocking; then
+    conditional UPDATEs take the stock, only if every line can be had. Raises
+    `OutOfStock` naming every SKU that is short, unknown or no longer sold
+    (nothing is reserved then).
     """
     _require_transaction(tx)
     if not lines:
@@ -370,12 +373,30 @@ async def reserve_stock(tx: Connection, *, lines: Mapping[str, int]) -> None:
     unknown = [sku for sku in skus if not is_sku(sku)]
     if unknown:
         raise OutOfStock(unknown)
-    available = await repository.lock_for_reservation(tx, skus)
-    short = [sku for sku, qty in zip(skus, quantities, strict=True) if available.get(sku, 0) < qty]
+    reserved_or_raise(lines, await repository.reserve(tx, skus, quantities))
+
+
+def reserve_stock_sql(p: Params, *, lines: Mapping[str, int], only_if: str = "true") -> str:
+    """`reserve_stock` as CTEs of another feature's statement (a round trip saved).
+
+    Nothing is locked or taken unless the SQL condition `only_if` holds. The
+    statement selects `RESERVE_STOCK_OUTCOME`; pass what it gives to
+    `reserved_or_raise`. The statement must run in a transaction.
+    """
+    skus, quantities = stock_lines(lines)
+    return repository.reserve_sql(p, skus, quantities, only_if=only_if)
+
+
+RESERVE_STOCK_OUTCOME = repository.RESERVE_OUTCOME
+
+
+def reserved_or_raise(lines: Mapping[str, int], outcome: Any) -> None:
+    """Raise `OutOfStock` unless the reservation whose outcome this is took every line."""
+    skus, _ = stock_lines(lines)
+    reserved, short = repository.reserve_outcome(skus, outcome)
     if short:
         raise OutOfStock(short)
-    reserved = await repository.reserve(tx, skus, quantities)
-    if len(reserved) != len(skus):  # cannot happen under the locks; the UPDATE is the guard
+    if len(reserved) != len(skus):  # cannot happen: the UPDATEs run under the locks
         raise OutOfStock(sorted(set(skus) - set(reserved)))
 
 

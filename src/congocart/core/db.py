@@ -178,3 +178,29 @@ async def transaction(request: Request, conn: Conn) -> AsyncIterator[Connection]
 
 
 Tx = Annotated[Connection, Depends(transaction, scope="function")]
+
+
+class Params:
+    """The parameters of one statement composed from several features' parts.
+
+    A statement on the hot path may join steps that belong to different
+    features (lock the cart, take the stock, write the order) to save round
+    trips. Each feature still writes the SQL of its own tables, as a part
+    built by a function in its repository: the part adds its values here and
+    writes the `$n` placeholder it gets back into its text. Only placeholders
+    are formatted into SQL, never values, and the same steps give the same
+    text, so asyncpg's prepared statement cache still applies.
+
+        p = Params()
+        sql = f"SELECT * FROM carts WHERE id = {p(cart_id)}"
+        await conn.fetchrow(sql, *p.values)
+    """
+
+    __slots__ = ("values",)
+
+    def __init__(self) -> None:
+        self.values: list[object] = []
+
+    def __call__(self, value: object) -> str:
+        self.values.append(value)
+        return f"${len(self.values)}"
