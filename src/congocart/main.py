@@ -18,7 +18,7 @@ from congocart.config import Settings, get_settings
 from congocart.core import metrics
 from congocart.core.cache import create_cache
 from congocart.core.db import Database
-from congocart.core.errors import ServiceUnavailable, install_error_handlers
+from congocart.core.errors import ServiceUnavailable, document_problems, install_error_handlers
 from congocart.core.logging import configure_logging
 from congocart.core.middleware import RequestContextMiddleware
 from congocart.core.ratelimit import RateLimitMiddleware, create_limiter
@@ -185,6 +185,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         # Tests serve the app without a lifespan: the sandbox runs on their database.
         app.state.payments = SandboxGateway(database)
     install_error_handlers(app)
+    document_problems(app)
     # Added first, so it runs inside RequestContextMiddleware: a 429 gets the
     # request id, the logs and the metrics like any other response.
     app.add_middleware(

@@ -7,7 +7,7 @@ unexpected exception, so a client never sees anything else.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, ClassVar
 
@@ -18,6 +18,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from congocart.core.schemas import Problem
 
 log = structlog.get_logger(__name__)
 
@@ -290,3 +292,102 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
+
+
+# ---------------------------------------------------------------- OpenAPI
+
+PROBLEM_SCHEMA_REF = "#/components/schemas/Problem"
+_PROBLEM_DESCRIPTIONS = {
+    400: "Malformed JSON, header, query or cursor (`malformed_json`, `bad_request`, ...).",
+    401: "Missing, invalid or expired token (`not_authenticated`, `invalid_token`, "
+    "`token_expired`), with a `WWW-Authenticate: Bearer` challenge.",
+    403: "Authenticated, but the role does not allow it (`forbidden`).",
+    404: "Not found, or not yours: existence never leaks.",
+    409: "Conflicts with the resource's current state.",
+    412: "`If-Match` names a version that is no longer current (`version_mismatch`).",
+    413: "The body is larger than the limit (`payload_too_large`).",
+    415: "The body is not `application/json` (`unsupported_media_type`).",
+    422: "Validation failed (`validation_failed`, the fields in `errors`).",
+    429: "Rate limited (`rate_limited`), with `Retry-After` and `RateLimit-*` headers.",
+    500: "Unexpected (`internal_error`): a generic body; the details are only in the "
+    "server log, under the same `request_id`.",
+    503: "A dependency is down and the operation fails closed (`service_unavailable`).",
+}
+# Answers any operation can give, whatever its route does: the request
+# middleware (NUL in the URL, bad Content-Length, body size), rate limits (and
+# their store failing closed), and the generic 500.
+_EVERY_OPERATION = (400, 413, 429, 500, 503)
+_BODY_METHODS = frozenset({"post", "put", "patch"})
+_PROBLEM_HEADERS = {
+    401: {"WWW-Authenticate": '`Bearer`, or `Bearer error="invalid_token"`.'},
+    405: {"Allow": "The methods the path does allow."},
+    429: {"Retry-After": "Seconds until a request may succeed again."},
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route: the error statuses it can answer, as problem+json.
+
+    A route's own descriptions (naming its codes) may replace these; whatever
+    the description, `/openapi.json` documents every 4xx/5xx body as `Problem`.
+    """
+    return {status: {"description": _PROBLEM_DESCRIPTIONS[status]} for status in statuses}
+
+
+def document_problems(app: FastAPI) -> None:
+    """Make /openapi.json document the errors the server really answers.
+
+    Every 4xx/5xx response is `application/problem+json` with the `Problem`
+    schema (FastAPI's own 422 shape is never sent), and the statuses that come
+    from the shape of an operation rather than from its route are added: those
+    of every operation, 415 for a method with a body, 422 for anything with
+    parameters or a body, 401 where a bearer token is read, 404 where a path
+    names a resource.
+    """
+    generate: Callable[[], dict[str, Any]] = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _with_problems(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _with_problems(schema: dict[str, Any]) -> dict[str, Any]:
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.update(problem.pop("$defs", {}))
+    components["Problem"] = problem
+    for path, methods in schema.get("paths", {}).items():
+        for method, operation in methods.items():
+            responses = operation.setdefault("responses", {})
+            parameters = operation.get("parameters", [])
+            statuses = set(_EVERY_OPERATION)
+            if method in _BODY_METHODS:
+                statuses.add(415)
+            if parameters or "requestBody" in operation:
+                statuses.add(422)
+            if operation.get("security"):
+                statuses.add(401)
+            if any(p.get("in") == "path" for p in parameters) or "{" in path:
+                statuses.add(404)
+            statuses.update(int(s) for s in responses if s.isdigit() and int(s) >= 400)
+            for status in sorted(statuses):
+                response = responses.setdefault(str(status), {})
+                if not response.get("description") or response["description"] in (
+                    "Validation Error",
+                    _title(status),
+                ):
+                    response["description"] = _PROBLEM_DESCRIPTIONS.get(status, _title(status))
+                response["content"] = {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_SCHEMA_REF}}}
+                for header, description in _PROBLEM_HEADERS.get(status, {}).items():
+                    response.setdefault("headers", {})[header] = {
+                        "description": description,
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+            operation["responses"] = dict(sorted(responses.items()))
+    return schema

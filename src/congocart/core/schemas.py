@@ -83,3 +83,22 @@ T = TypeVar("T")
 class Page(BaseModel, Generic[T]):
     items: list[T]
     next_cursor: str | None = None
+
+
+class FieldErrorRead(ResponseModel):
+    field: str = Field(examples=["variants.0.price.amount"])
+    message: str
+
+
+class Problem(ResponseModel):
+    """RFC 9457 problem details: the body of every error response."""
+
+    type: str = Field(examples=["https://congocart.dev/problems/out-of-stock"])
+    title: str = Field(examples=["Conflict"])
+    status: int = Field(description="Always the response's HTTP status.", examples=[409])
+    detail: str
+    code: str = Field(description="Stable and machine-readable.", examples=["out_of_stock"])
+    request_id: str = Field(description="Equals the response's `X-Request-ID` header.")
+    errors: list[FieldErrorRead] | None = Field(
+        default=None, description="The fields that failed validation (422), when any."
+    )
