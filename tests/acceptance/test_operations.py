@@ -12,49 +12,49 @@ from tests.acceptance.conftest import assert_problem
 
 # Every row of the contract's tables, exactly as written there.
 CONTRACT_ROUTES = [
-    ("post", "/api/v1/auth/register"),
-    ("post", "/api/v1/auth/login"),
-    ("post", "/api/v1/auth/token"),
-    ("post", "/api/v1/auth/refresh"),
-    ("post", "/api/v1/auth/logout"),
-    ("get", "/api/v1/me"),
-    ("put", "/api/v1/admin/users/{id}/roles"),
-    ("get", "/api/v1/products"),
-    ("get", "/api/v1/products/{id_or_slug}"),
-    ("get", "/api/v1/categories"),
-    ("post", "/api/v1/admin/products"),
-    ("patch", "/api/v1/admin/products/{id}"),
-    ("post", "/api/v1/admin/products/{id}/variants"),
-    ("patch", "/api/v1/admin/variants/{sku}"),
-    ("delete", "/api/v1/admin/products/{id}"),
-    ("post", "/api/v1/admin/inventory/{sku}/adjustments"),
-    ("post", "/api/v1/carts"),
-    ("get", "/api/v1/carts/{cart_id}"),
-    ("post", "/api/v1/carts/{cart_id}/items"),
-    ("patch", "/api/v1/carts/{cart_id}/items/{item_id}"),
-    ("delete", "/api/v1/carts/{cart_id}/items/{item_id}"),
-    ("put", "/api/v1/carts/{cart_id}/coupon"),
-    ("delete", "/api/v1/carts/{cart_id}/coupon"),
-    ("post", "/api/v1/carts/{cart_id}/merge"),
-    ("post", "/api/v1/carts/{cart_id}/checkout"),
-    ("post", "/api/v1/admin/coupons"),
-    ("get", "/api/v1/admin/coupons"),
-    ("get", "/api/v1/shipping-methods"),
-    ("get", "/api/v1/orders"),
-    ("get", "/api/v1/orders/{order_id}"),
-    ("get", "/api/v1/orders/{order_id}/events"),
-    ("post", "/api/v1/orders/{order_id}/cancel"),
-    ("get", "/api/v1/admin/orders"),
-    ("post", "/api/v1/admin/orders/{order_id}/fulfill"),
-    ("post", "/api/v1/admin/orders/{order_id}/ship"),
-    ("post", "/api/v1/admin/orders/{order_id}/deliver"),
-    ("post", "/api/v1/admin/orders/{order_id}/refunds"),
-    ("post", "/api/v1/admin/webhooks"),
-    ("get", "/api/v1/admin/webhooks/{id}/deliveries"),
-    ("get", "/.well-known/jwks.json"),
-    ("get", "/healthz"),
-    ("get", "/readyz"),
-    ("get", "/metrics"),
+    ("post", "/api/v1/auth/register", 201),
+    ("post", "/api/v1/auth/login", 200),
+    ("post", "/api/v1/auth/token", 200),
+    ("post", "/api/v1/auth/refresh", 200),
+    ("post", "/api/v1/auth/logout", 204),
+    ("get", "/api/v1/me", 200),
+    ("put", "/api/v1/admin/users/{id}/roles", 200),
+    ("get", "/api/v1/products", 200),
+    ("get", "/api/v1/products/{id_or_slug}", 200),
+    ("get", "/api/v1/categories", 200),
+    ("post", "/api/v1/admin/products", 201),
+    ("patch", "/api/v1/admin/products/{id}", 200),
+    ("post", "/api/v1/admin/products/{id}/variants", 201),
+    ("patch", "/api/v1/admin/variants/{sku}", 200),
+    ("delete", "/api/v1/admin/products/{id}", 204),
+    ("post", "/api/v1/admin/inventory/{sku}/adjustments", 200),
+    ("post", "/api/v1/carts", 201),
+    ("get", "/api/v1/carts/{cart_id}", 200),
+    ("post", "/api/v1/carts/{cart_id}/items", 201),
+    ("patch", "/api/v1/carts/{cart_id}/items/{item_id}", 200),
+    ("delete", "/api/v1/carts/{cart_id}/items/{item_id}", 200),
+    ("put", "/api/v1/carts/{cart_id}/coupon", 200),
+    ("delete", "/api/v1/carts/{cart_id}/coupon", 200),
+    ("post", "/api/v1/carts/{cart_id}/merge", 200),
+    ("post", "/api/v1/carts/{cart_id}/checkout", 201),
+    ("post", "/api/v1/admin/coupons", 201),
+    ("get", "/api/v1/admin/coupons", 200),
+    ("get", "/api/v1/shipping-methods", 200),
+    ("get", "/api/v1/orders", 200),
+    ("get", "/api/v1/orders/{order_id}", 200),
+    ("get", "/api/v1/orders/{order_id}/events", 200),
+    ("post", "/api/v1/orders/{order_id}/cancel", 200),
+    ("get", "/api/v1/admin/orders", 200),
+    ("post", "/api/v1/admin/orders/{order_id}/fulfill", 200),
+    ("post", "/api/v1/admin/orders/{order_id}/ship", 200),
+    ("post", "/api/v1/admin/orders/{order_id}/deliver", 200),
+    ("post", "/api/v1/admin/orders/{order_id}/refunds", 201),
+    ("post", "/api/v1/admin/webhooks", 201),
+    ("get", "/api/v1/admin/webhooks/{id}/deliveries", 200),
+    ("get", "/.well-known/jwks.json", 200),
+    ("get", "/healthz", 200),
+    ("get", "/readyz", 200),
+    ("get", "/metrics", 200),
 ]
 
 
@@ -66,9 +66,11 @@ async def test_openapi_json_lists_every_contract_path_with_its_method(
     assert response.status_code == 200
     paths = response.json()["paths"]
     missing = [
-        (method, path) for method, path in CONTRACT_ROUTES if method not in paths.get(path, {})
+        (method, path) for method, path, _ in CONTRACT_ROUTES if method not in paths.get(path, {})
     ]
     assert missing == []
+    for method, path, status in CONTRACT_ROUTES:
+        assert str(status) in paths[path][method]["responses"], (method, path, status)
 
 
 async def test_the_schema_documents_every_path_parameter_of_each_contract_route(
@@ -76,11 +78,90 @@ async def test_the_schema_documents_every_path_parameter_of_each_contract_route(
 ) -> None:
     paths = (await client.get("/openapi.json")).json()["paths"]
 
-    for method, path in CONTRACT_ROUTES:
+    for method, path, _ in CONTRACT_ROUTES:
         operation = paths[path][method]
         declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
         expected = {part[1:-1] for part in path.split("/") if part.startswith("{")}
         assert declared == expected, (method, path)
+
+
+# The fields the contract names for each answer, as the schema must declare them.
+NAMED_FIELDS = {
+    ("post", "/api/v1/auth/register"): {"id", "email", "full_name", "roles"},
+    ("post", "/api/v1/auth/login"): {"access_token", "refresh_token", "token_type", "expires_in"},
+    ("get", "/api/v1/products/{id_or_slug}"): {
+        "id",
+        "slug",
+        "name",
+        "description",
+        "category",
+        "variants",
+        "created_at",
+        "updated_at",
+    },
+    ("get", "/api/v1/categories"): {"items", "next_cursor"},
+    ("post", "/api/v1/admin/inventory/{sku}/adjustments"): {
+        "sku",
+        "on_hand",
+        "reserved",
+        "available",
+    },
+    ("get", "/api/v1/carts/{cart_id}"): {
+        "id",
+        "currency",
+        "items",
+        "coupon",
+        "subtotal",
+        "discount",
+        "shipping",
+        "tax",
+        "total",
+        "version",
+        "updated_at",
+    },
+    ("post", "/api/v1/carts"): {"id", "cart_token"},
+    ("get", "/api/v1/shipping-methods"): {"items", "next_cursor"},
+    ("get", "/api/v1/orders/{order_id}"): {
+        "id",
+        "number",
+        "status",
+        "email",
+        "items",
+        "subtotal",
+        "discount",
+        "shipping",
+        "tax",
+        "total",
+        "shipping_address",
+        "payment",
+        "created_at",
+        "updated_at",
+    },
+    ("get", "/api/v1/orders"): {"items", "next_cursor"},
+    ("get", "/api/v1/orders/{order_id}/events"): {"items", "next_cursor"},
+    ("post", "/api/v1/admin/webhooks"): {"id", "url", "events", "secret"},
+    ("get", "/api/v1/admin/webhooks/{id}/deliveries"): {"items", "next_cursor"},
+}
+
+
+def _resolve(schema: dict[str, object], spec: dict[str, object]) -> dict[str, object]:
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        name = ref.rsplit("/", 1)[-1]
+        return _resolve(spec["components"]["schemas"][name], spec)  # type: ignore[index]
+    return schema
+
+
+async def test_the_schema_declares_the_fields_the_contract_names(
+    client: httpx.AsyncClient,
+) -> None:
+    spec = (await client.get("/openapi.json")).json()
+
+    for (method, path), fields in NAMED_FIELDS.items():
+        responses = spec["paths"][path][method]["responses"]
+        ok = next(r for status, r in responses.items() if status.startswith("2"))
+        schema = _resolve(ok["content"]["application/json"]["schema"], spec)
+        assert fields <= set(schema["properties"]), (method, path)  # type: ignore[arg-type]
 
 
 async def test_jwks_publishes_the_public_keys(client: httpx.AsyncClient) -> None:
