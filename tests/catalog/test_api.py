@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from congocart.catalog.schemas import ProductList, ProductRead
 from congocart.core.db import Connection
 from tests.catalog.conftest import logged_statements, unique
 from tests.conftest import MakeUser, TestUser
@@ -499,6 +500,31 @@ async def test_listing_answers_a_page_of_products_newest_first(
     assert set(body) == {"items", "next_cursor"}
     assert body["next_cursor"] is None
     assert body["items"] == list(reversed(made))
+
+
+async def test_storefront_reads_answer_the_schema_their_api_docs_name(
+    client: httpx.AsyncClient, admin: TestUser
+) -> None:
+    category = unique("documented")
+    made = await create(
+        client,
+        admin,
+        category=category,
+        variants=[
+            {"sku": unique("DOC"), "name": "Small", "price": usd("0.50"), "stock": 3},
+            {"sku": unique("DOC"), "price": usd("1234567.05"), "stock": 0},
+        ],
+    )
+    page = (await client.get(PRODUCTS, params={"category": category})).json()
+    detail = (await client.get(f"{PRODUCTS}/{made['id']}")).json()
+    assert page["items"] == [detail] == [made]
+    # Field for field what the documented response models render.
+    assert ProductList.model_validate(page).model_dump(mode="json") == page
+    assert ProductRead.model_validate(detail).model_dump(mode="json") == detail
+    openapi = (await client.get("/openapi.json")).json()
+    for path, model in ((PRODUCTS, "ProductList"), (f"{PRODUCTS}/{{id_or_slug}}", "ProductRead")):
+        ok = openapi["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]
+        assert ok["schema"] == {"$ref": f"#/components/schemas/{model}"}
 
 
 async def test_search_over_http_matches_prefixes(

@@ -25,6 +25,7 @@ from congocart.catalog.schemas import (
 from congocart.config import Settings
 from congocart.core.db import Conn, Tx
 from congocart.core.pagination import SHORT_LIST, Cursor, Limit
+from congocart.core.responses import json_response
 from congocart.identity.dependencies import AdminUser, StaffUser
 
 router = APIRouter(tags=["catalog"])
@@ -52,6 +53,8 @@ def _product_id(value: str) -> UUID:
     return UUID(value)
 
 
+# The storefront's reads answer ready-made JSON bytes of plain dicts (see
+# core.responses); `response_model` keeps their schema in the API docs.
 @router.get("/products", response_model=ProductList)
 async def list_products(
     request: Request,
@@ -65,7 +68,7 @@ async def list_products(
     sort: ProductSort = ProductSort.NEWEST,
     limit: Limit = 20,
     cursor: Cursor = None,
-) -> ProductList:
+) -> Response:
     """Browse live products, newest first unless `sort` says otherwise.
 
     `q` matches words of the name and description, each word also as a prefix
@@ -84,13 +87,13 @@ async def list_products(
         limit=limit,
         cursor=cursor,
     )
-    return ProductList.of(page)
+    return json_response({"items": page.items, "next_cursor": page.next_cursor})
 
 
 @router.get("/products/{id_or_slug}", response_model=ProductRead)
-async def get_product(conn: Conn, id_or_slug: Annotated[str, Path(max_length=200)]) -> ProductRead:
+async def get_product(conn: Conn, id_or_slug: Annotated[str, Path(max_length=200)]) -> Response:
     """One live product, by id or by slug. Archived products are not found."""
-    return ProductRead.of(await service.get_product(conn, id_or_slug=id_or_slug))
+    return json_response(await service.get_product(conn, id_or_slug=id_or_slug))
 
 
 @router.get("/categories", response_model=CategoryList, dependencies=SHORT_LIST)

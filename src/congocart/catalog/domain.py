@@ -1,7 +1,8 @@
 """Catalog entities and their rules: slugs, prices in the shop currency, stock lines.
 
-Pure: no framework, driver or I/O. The read models (`ProductView`) are what
-the storefront shows; `VariantSnapshot` is what carts and checkout price from.
+Pure: no framework, driver or I/O. `ProductView` is what the admin's writes
+answer; the storefront's reads answer `ProductDocument`s, the same product as
+plain JSON-ready dicts; `VariantSnapshot` is what carts and checkout price from.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import TypedDict
 from uuid import UUID
 
 from congocart.core.money import Money
@@ -136,6 +138,32 @@ class ProductView:
     min_price_minor: int
 
 
+class MoneyDocument(TypedDict):
+    amount: str
+    currency: str
+
+
+class VariantDocument(TypedDict):
+    sku: str
+    name: str
+    price: MoneyDocument
+    available: int
+
+
+class ProductDocument(TypedDict):
+    """A product as the storefront answers it: the fields of `ProductRead`, as plain
+    dicts that serialise straight to JSON (no model to build per product)."""
+
+    id: str
+    slug: str
+    name: str
+    description: str
+    category: str | None
+    variants: list[VariantDocument]
+    created_at: datetime
+    updated_at: datetime
+
+
 @dataclass(frozen=True, slots=True)
 class Category:
     slug: str
@@ -144,7 +172,7 @@ class Category:
 
 @dataclass(frozen=True, slots=True)
 class ProductPage:
-    items: list[ProductView]
+    items: list[ProductDocument]
     next_cursor: str | None
 
 

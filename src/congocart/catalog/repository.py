@@ -19,6 +19,7 @@ import asyncpg
 from congocart.catalog.domain import (
     MAX_STOCK,
     Category,
+    ProductDocument,
     ProductFilter,
     ProductSort,
     ProductView,
@@ -28,7 +29,7 @@ from congocart.catalog.domain import (
 )
 from congocart.catalog.errors import SlugTaken
 from congocart.core.db import Connection, Params
-from congocart.core.money import Money
+from congocart.core.money import Money, amount_text
 
 # ---------------------------------------------------------------- categories
 
@@ -256,24 +257,33 @@ _MIN_PRICE = "min_price_minor >= ${}::bigint"
 _MAX_PRICE = "min_price_minor <= ${}::bigint"
 
 
-def sort_key(product: ProductView, sort: ProductSort) -> Any:
-    """The value of the product's sort column, as a cursor carries it."""
-    if sort is ProductSort.NEWEST:
-        return product.created_at
-    if sort is ProductSort.NAME:
-        return product.name.lower()
-    return product.min_price_minor
+# The storefront's reads: one row per variant (a product without variants gets
+# one row of NULLs), its product's columns repeated, in page order. A flat
+# join costs PostgreSQL a fraction of building JSON per product, and the rows
+# become JSON-ready dicts with no model or Decimal in between.
+_DOCUMENT_COLUMNS = """
+    p.id::text, p.slug, p.name, p.description, p.category_slug, p.created_at, p.updated_at,
+    p.sort_key, v.sku, v.name, v.price_minor, v.currency, v.on_hand - v.reserved
+"""
+_DOCUMENT_VARIANTS = "LEFT JOIN variants v ON v.product_id = p.id AND v.archived_at IS NULL"
+_SORT_KEY = {
+    ProductSort.NEWEST: ("created_at", "DESC"),
+    ProductSort.PRICE_ASC: ("min_price_minor", "ASC"),
+    ProductSort.PRICE_DESC: ("min_price_minor", "DESC"),
+    ProductSort.NAME: ("lower(name)", "ASC"),
+}
 
 
-async def list_products(
+async def list_product_documents(
     conn: Connection,
     *,
     where: ProductFilter,
     sort: ProductSort,
     after: tuple[Any, UUID] | None,
     limit: int,
-) -> list[ProductView]:
-    """One page of live products with their variants, in one statement."""
+) -> list[tuple[ProductDocument, Any]]:
+    """One page of live products with their variants, in one statement; each
+    with the value of its sort column, as a cursor carries it."""
     params: list[Any] = []
 
     def param(value: Any) -> int:
@@ -291,44 +301,107 @@ async def list_products(
         conditions.append(_MAX_PRICE.format(param(where.max_price_minor)))
     if after is not None:
         conditions.append(_AFTER[sort].format(param(after[0]), param(after[1])))
-    order_by = _ORDER_BY[sort]
+    key, direction = _SORT_KEY[sort]
+    # The page size is part of the statement's text, not a parameter: with
+    # `LIMIT $n` PostgreSQL's cached generic plan cannot know the page is small
+    # (it hash-joins every variant), so it plans anew on every execution, which
+    # costs about as much as running the query. An int formatted with `:d`
+    # cannot carry SQL, and page sizes are few, so asyncpg's statement cache
+    # still holds every shape in use.
     sql = f"""
-        WITH page AS (
-            SELECT {_PRODUCT_COLUMNS} FROM products
+        WITH p AS (
+            SELECT {_PRODUCT_COLUMNS}, {key} AS sort_key FROM products
             WHERE {" AND ".join(conditions)}
-            ORDER BY {order_by}
-            LIMIT ${param(limit)}
+            ORDER BY {_ORDER_BY[sort]}
+            LIMIT {int(limit):d}
         )
-        SELECT page.*, ({_VARIANTS_JSON}) AS variants
-        FROM page
-        ORDER BY {order_by}
+        SELECT {_DOCUMENT_COLUMNS}
+        FROM p {_DOCUMENT_VARIANTS}
+        ORDER BY p.sort_key {direction}, p.id {direction}, v.position, v.sku
     """  # noqa: S608 - fixed fragments only; every value is a $n parameter
-    rows = await conn.fetch(sql, *params)
-    return [_product_view(r) for r in rows]
+    return _product_documents(await conn.fetch(sql, *params))
 
 
-async def get_product_view(
+async def get_product_document(
     conn: Connection, *, product_id: UUID | None = None, slug: str | None = None
-) -> ProductView | None:
+) -> ProductDocument | None:
     """A live product by id or by slug, with its variants."""
     if product_id is not None:
-        row = await conn.fetchrow(
+        rows = await conn.fetch(
             f"""
-            SELECT page.*, ({_VARIANTS_JSON}) AS variants
-            FROM (SELECT {_PRODUCT_COLUMNS} FROM products
-                  WHERE id = $1 AND archived_at IS NULL) page
+            SELECT {_DOCUMENT_COLUMNS}
+            FROM (SELECT {_PRODUCT_COLUMNS}, NULL AS sort_key FROM products
+                  WHERE id = $1 AND archived_at IS NULL) p {_DOCUMENT_VARIANTS}
+            ORDER BY v.position, v.sku
             """,  # noqa: S608 - fixed fragments only
             product_id,
         )
     else:
-        row = await conn.fetchrow(
+        rows = await conn.fetch(
             f"""
-            SELECT page.*, ({_VARIANTS_JSON}) AS variants
-            FROM (SELECT {_PRODUCT_COLUMNS} FROM products
-                  WHERE slug = $1 AND archived_at IS NULL) page
+            SELECT {_DOCUMENT_COLUMNS}
+            FROM (SELECT {_PRODUCT_COLUMNS}, NULL AS sort_key FROM products
+                  WHERE slug = $1 AND archived_at IS NULL) p {_DOCUMENT_VARIANTS}
+            ORDER BY v.position, v.sku
             """,  # noqa: S608 - fixed fragments only
             slug,
         )
+    documents = _product_documents(rows)
+    return documents[0][0] if documents else None
+
+
+def _product_documents(rows: Sequence[asyncpg.Record]) -> list[tuple[ProductDocument, Any]]:
+    documents: list[tuple[ProductDocument, Any]] = []
+    document: ProductDocument | None = None
+    for (
+        product_id,
+        slug,
+        name,
+        description,
+        category,
+        created_at,
+        updated_at,
+        sort_key,
+        sku,
+        variant_name,
+        price_minor,
+        currency,
+        available,
+    ) in rows:
+        if document is None or document["id"] != product_id:
+            document = {
+                "id": product_id,
+                "slug": slug,
+                "name": name,
+                "description": description,
+                "category": category,
+                "variants": [],
+                "created_at": created_at,
+                "updated_at": updated_at,
+            }
+            documents.append((document, sort_key))
+        if sku is not None:
+            document["variants"].append(
+                {
+                    "sku": sku,
+                    "name": variant_name,
+                    "price": {"amount": amount_text(price_minor, currency), "currency": currency},
+                    "available": available,
+                }
+            )
+    return documents
+
+
+async def get_product_view(conn: Connection, product_id: UUID) -> ProductView | None:
+    """A live product with its variants, as the admin's writes answer it."""
+    row = await conn.fetchrow(
+        f"""
+        SELECT page.*, ({_VARIANTS_JSON}) AS variants
+        FROM (SELECT {_PRODUCT_COLUMNS} FROM products
+              WHERE id = $1 AND archived_at IS NULL) page
+        """,  # noqa: S608 - fixed fragments only
+        product_id,
+    )
     return None if row is None else _product_view(row)
 
 
@@ -509,35 +582,55 @@ async def release(conn: Connection, skus: Sequence[str], quantities: Sequence[in
     return [r["sku"] for r in rows]
 
 
+def sell_sql(
+    p: Params,
+    skus: Sequence[str],
+    quantities: Sequence[int],
+    *,
+    reason: str,
+    only_if: str = "true",
+) -> str:
+    """The CTEs of a statement (this one's or another feature's) that turn
+    reserved units into sold ones, with a ledger row each, when the SQL
+    condition `only_if` holds; the rows are locked in ascending SKU order.
+    Select `SALE_OUTCOME` (the SKUs sold). `skus` must be sorted."""
+    return f"""
+        sale_locked AS MATERIALIZED (
+            SELECT v.sku, l.qty
+            FROM variants v
+            JOIN unnest({p(list(skus))}::text[], {p(list(quantities))}::int[]) AS l(sku, qty)
+                USING (sku)
+            WHERE {only_if}
+            ORDER BY v.sku
+            FOR NO KEY UPDATE OF v
+        ), sale_sold AS (
+            UPDATE variants v
+            SET on_hand = v.on_hand - s.qty, reserved = v.reserved - s.qty,
+                updated_at = now()
+            FROM sale_locked s
+            WHERE v.sku = s.sku AND v.reserved >= s.qty
+            RETURNING v.sku, s.qty, v.on_hand
+        ), sale_ledger AS (
+            INSERT INTO inventory_adjustments (sku, delta, reason, on_hand_after)
+            SELECT sku, -qty, {p(reason)}, on_hand FROM sale_sold
+        )
+    """  # noqa: S608 - fixed text around placeholders, no values
+
+
+# The SKUs a `sell_sql` statement sold, as one text[] value.
+SALE_OUTCOME = "(SELECT coalesce(array_agg(sku), '{}'::text[]) FROM sale_sold)"
+
+
 async def sell(
     conn: Connection, skus: Sequence[str], quantities: Sequence[int], *, reason: str
 ) -> list[str]:
     """Turn reserved units into sold ones, with a ledger row each; the SKUs sold."""
-    rows = await conn.fetch(
-        """
-        WITH locked AS MATERIALIZED (
-            SELECT v.sku, l.qty
-            FROM variants v JOIN unnest($1::text[], $2::int[]) AS l(sku, qty) USING (sku)
-            ORDER BY v.sku
-            FOR NO KEY UPDATE OF v
-        ), sold AS (
-            UPDATE variants v
-            SET on_hand = v.on_hand - locked.qty, reserved = v.reserved - locked.qty,
-                updated_at = now()
-            FROM locked
-            WHERE v.sku = locked.sku AND v.reserved >= locked.qty
-            RETURNING v.sku, locked.qty, v.on_hand
-        ), ledger AS (
-            INSERT INTO inventory_adjustments (sku, delta, reason, on_hand_after)
-            SELECT sku, -qty, $3, on_hand FROM sold
-        )
-        SELECT sku FROM sold
-        """,
-        list(skus),
-        list(quantities),
-        reason,
+    p = Params()
+    sold: list[str] = await conn.fetchval(
+        f"WITH {sell_sql(p, skus, quantities, reason=reason)} SELECT {SALE_OUTCOME}",
+        *p.values,
     )
-    return [r["sku"] for r in rows]
+    return sold
 
 
 async def restock(

@@ -17,7 +17,6 @@ from congocart.catalog.domain import (
     NewProduct,
     NewVariant,
     ProductChanges,
-    ProductPage,
     ProductView,
     StockLevel,
     is_uuid,
@@ -183,10 +182,6 @@ class ProductRead(ResponseModel):
 class ProductList(ResponseModel):
     items: list[ProductRead]
     next_cursor: str | None
-
-    @classmethod
-    def of(cls, page: ProductPage) -> ProductList:
-        return cls(items=[ProductRead.of(p) for p in page.items], next_cursor=page.next_cursor)
 
 
 class CategoryRead(ResponseModel):

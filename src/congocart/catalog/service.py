@@ -25,6 +25,7 @@ from congocart.catalog.domain import (
     NewProduct,
     NewVariant,
     ProductChanges,
+    ProductDocument,
     ProductFilter,
     ProductPage,
     ProductSort,
@@ -55,6 +56,7 @@ from congocart.core.money import Money
 from congocart.core.pagination import InvalidCursor, decode_cursor, encode_cursor
 
 __all__ = [
+    "COMMIT_STOCK_OUTCOME",
     "RESERVE_STOCK_OUTCOME",
     "OutOfStock",
     "SeedResult",
@@ -63,6 +65,7 @@ __all__ = [
     "adjust_stock",
     "archive_product",
     "commit_stock",
+    "commit_stock_sql",
     "create_product",
     "get_product",
     "get_variants",
@@ -74,6 +77,7 @@ __all__ = [
     "reserved_or_raise",
     "restock",
     "seed_demo_catalog",
+    "sold_or_raise",
     "update_product",
     "update_variant",
     "variant_snapshots",
@@ -110,17 +114,15 @@ async def list_products(
         max_price_minor=max_minor,
     )
     after = None if cursor is None else _decode_product_cursor(cursor, sort)
-    rows = await repository.list_products(
+    listed = await repository.list_product_documents(
         conn, where=where, sort=sort, after=after, limit=limit + 1
     )
-    items = rows[:limit]
     next_cursor = None
-    if len(rows) > limit:
-        last = items[-1]
-        key = repository.sort_key(last, sort)
+    if len(listed) > limit:
+        last, key = listed[limit - 1]
         encoded_key = key.isoformat() if isinstance(key, datetime) else key
-        next_cursor = encode_cursor([sort.value, encoded_key, str(last.id)])
-    return ProductPage(items=items, next_cursor=next_cursor)
+        next_cursor = encode_cursor([sort.value, encoded_key, last["id"]])
+    return ProductPage(items=[document for document, _ in listed[:limit]], next_cursor=next_cursor)
 
 
 def _price_bound(value: Decimal | None, *, currency: str, field: str) -> int | None:
@@ -148,12 +150,12 @@ def _decode_product_cursor(cursor: str, sort: ProductSort) -> tuple[Any, UUID]:
     raise InvalidCursor
 
 
-async def get_product(conn: Connection, *, id_or_slug: str) -> ProductView:
+async def get_product(conn: Connection, *, id_or_slug: str) -> ProductDocument:
     """A live product by its id or its slug; archived products are not found."""
     if is_uuid(id_or_slug):
-        product = await repository.get_product_view(conn, product_id=UUID(id_or_slug))
+        product = await repository.get_product_document(conn, product_id=UUID(id_or_slug))
     elif is_slug(id_or_slug):
-        product = await repository.get_product_view(conn, slug=id_or_slug)
+        product = await repository.get_product_document(conn, slug=id_or_slug)
     else:
         product = None
     if product is None:
@@ -328,7 +330,7 @@ async def _insert_variants(
 
 
 async def _product_view(conn: Connection, product_id: UUID) -> ProductView:
-    product = await repository.get_product_view(conn, product_id=product_id)
+    product = await repository.get_product_view(conn, product_id)
     if product is None:
         raise ProductNotFound
     return product
@@ -417,9 +419,27 @@ async def commit_stock(tx: Connection, *, lines: Mapping[str, int], reason: str 
     if not lines:
         return
     skus, quantities = stock_lines(lines)
-    sold = await repository.sell(tx, skus, quantities, reason=reason)
-    if len(sold) != len(skus):
-        raise StockNotReserved(sorted(set(skus) - set(sold)))
+    sold_or_raise(lines, await repository.sell(tx, skus, quantities, reason=reason))
+
+
+def commit_stock_sql(
+    p: Params, *, lines: Mapping[str, int], reason: str = "sale", only_if: str = "true"
+) -> str:
+    """`commit_stock` as CTEs of another feature's statement (a round trip saved),
+    applied when the SQL condition `only_if` holds. The statement selects
+    `COMMIT_STOCK_OUTCOME`; pass it to `sold_or_raise`. It must run in a transaction."""
+    skus, quantities = stock_lines(lines)
+    return repository.sell_sql(p, skus, quantities, reason=reason, only_if=only_if)
+
+
+COMMIT_STOCK_OUTCOME = repository.SALE_OUTCOME
+
+
+def sold_or_raise(lines: Mapping[str, int], sold: Sequence[str]) -> None:
+    """`StockNotReserved` unless every line was sold (a bookkeeping error of the caller)."""
+    missing = sorted(set(lines) - set(sold))
+    if missing:
+        raise StockNotReserved(missing)
 
 
 async def restock(
