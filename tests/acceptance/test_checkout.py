@@ -210,6 +210,27 @@ async def _assert_failed_payment_changes_nothing(
     assert retry.json()["discount"] == usd("2.00")
 
 
+async def test_a_gateway_timeout_is_504_nothing_reserved_and_the_lost_charge_is_reversed(
+    client: httpx.AsyncClient, roles: Roles, conn: Connection
+) -> None:
+    product = await create_product(client, roles.admin, stock=3)
+    sku = product["variants"][0]["sku"]
+    cart = await new_cart(client, lines={sku: 1})
+    key = new_key()
+
+    response = await check_out(client, cart, card="tok_timeout", key=key)
+
+    assert_problem(response, 504, "payment_timeout")
+    assert await available(client, sku, product["id"]) == 3
+    assert await stock_of(conn, sku) == (3, 0)
+    assert (await client.get(cart.path, headers=cart.headers)).json()["items"][0]["sku"] == sku
+    # The sandbox charged the card and lost the answer: nothing stays captured.
+    assert await charges_of(conn, uuid.UUID(cart.id)) == (0, 1, 0)
+    again = await check_out(client, cart, card="tok_visa", key=key)
+    assert again.status_code == 201, again.text
+    assert await charges_of(conn, uuid.UUID(cart.id)) == (1, 1, 0)
+
+
 async def test_an_empty_cart_is_409_cart_empty(client: httpx.AsyncClient) -> None:
     cart = await new_cart(client)
 

@@ -543,4 +543,18 @@ async def test_too_many_failed_logins_for_one_account_are_429_rate_limited(
     for response in first:
         assert_problem(response, 401, "invalid_credentials")
     assert_problem(right, 429, "rate_limited")
-    assert right.headers["retry-after"]
+    assert int(right.headers["retry-after"]) >= 1
+    assert right.headers["ratelimit-limit"] == "2"
+    assert right.headers["ratelimit-remaining"] == "0"
+    assert int(right.headers["ratelimit-reset"]) >= 0
+
+
+async def test_a_forwarded_for_header_from_an_unconfigured_proxy_does_not_escape_the_limit(
+    limited_client: httpx.AsyncClient,
+) -> None:
+    responses = [
+        await limited_client.get(f"{API}/categories", headers={"X-Forwarded-For": f"203.0.113.{i}"})
+        for i in range(4)
+    ]
+
+    assert [r.status_code for r in responses] == [200, 200, 200, 429]
