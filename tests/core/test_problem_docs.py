@@ -70,3 +70,12 @@ async def test_a_route_keeps_its_own_description_of_an_error(client: httpx.Async
     checkout = schema["paths"]["/api/v1/carts/{cart_id}/checkout"]["post"]["responses"]
     assert "out_of_stock" in checkout["409"]["description"]
     assert checkout["409"]["content"] == {"application/problem+json": {"schema": PROBLEM}}
+
+
+async def test_every_admin_operation_documents_its_403(client: httpx.AsyncClient) -> None:
+    # tests/test_authorization.py proves each of them answers 403 to a customer.
+    _, operations = await served_operations(client)
+    admin = [(m, p, o) for m, p, o in operations if p.startswith("/api/v1/admin/")]
+    assert admin
+    for method, path, operation in admin:
+        assert "403" in operation["responses"], (method, path)

@@ -34,6 +34,7 @@ from congocart.carts.schemas import (
 )
 from congocart.config import Settings
 from congocart.core.db import Conn, Tx
+from congocart.core.errors import problem_responses
 from congocart.core.pagination import SHORT_LIST
 from congocart.core.schemas import Page
 from congocart.identity.dependencies import CurrentUser, OptionalUser
@@ -90,7 +91,12 @@ async def get_cart(
     return _read(view, response)
 
 
-@router.post("/carts/{cart_id}/items", status_code=201, response_model=CartRead)
+@router.post(
+    "/carts/{cart_id}/items",
+    status_code=201,
+    response_model=CartRead,
+    responses=problem_responses(409, 412),
+)
 async def add_item(
     conn: Conn,
     owner: CartAccess,
@@ -121,7 +127,11 @@ async def add_item(
     return _read(view, response)
 
 
-@router.patch("/carts/{cart_id}/items/{item_id}", response_model=CartRead)
+@router.patch(
+    "/carts/{cart_id}/items/{item_id}",
+    response_model=CartRead,
+    responses=problem_responses(409, 412),
+)
 async def update_item(
     tx: Tx,
     owner: CartAccess,
@@ -150,7 +160,11 @@ async def update_item(
     return _read(view, response)
 
 
-@router.delete("/carts/{cart_id}/items/{item_id}", response_model=CartRead)
+@router.delete(
+    "/carts/{cart_id}/items/{item_id}",
+    response_model=CartRead,
+    responses=problem_responses(409, 412),
+)
 async def remove_item(
     tx: Tx,
     owner: CartAccess,
@@ -176,7 +190,9 @@ async def remove_item(
     return _read(view, response)
 
 
-@router.put("/carts/{cart_id}/coupon", response_model=CartRead)
+@router.put(
+    "/carts/{cart_id}/coupon", response_model=CartRead, responses=problem_responses(409, 412)
+)
 async def apply_coupon(
     tx: Tx,
     owner: CartAccess,
@@ -205,7 +221,9 @@ async def apply_coupon(
     return _read(view, response)
 
 
-@router.delete("/carts/{cart_id}/coupon", response_model=CartRead)
+@router.delete(
+    "/carts/{cart_id}/coupon", response_model=CartRead, responses=problem_responses(409, 412)
+)
 async def remove_coupon(
     tx: Tx,
     owner: CartAccess,
@@ -222,7 +240,9 @@ async def remove_coupon(
     return _read(view, response)
 
 
-@router.post("/carts/{cart_id}/merge", response_model=CartRead)
+@router.post(
+    "/carts/{cart_id}/merge", response_model=CartRead, responses=problem_responses(409, 412)
+)
 async def merge_carts(
     tx: Tx,
     user: CurrentUser,

@@ -24,6 +24,7 @@ from congocart.catalog.schemas import (
 )
 from congocart.config import Settings
 from congocart.core.db import Conn, Tx
+from congocart.core.errors import problem_responses
 from congocart.core.pagination import SHORT_LIST, Cursor, Limit
 from congocart.core.responses import json_response
 from congocart.identity.dependencies import AdminUser, StaffUser
@@ -102,7 +103,12 @@ async def list_categories(conn: Conn) -> CategoryList:
     return CategoryList.of(await service.list_categories(conn))
 
 
-@router.post("/admin/products", status_code=201, response_model=ProductRead)
+@router.post(
+    "/admin/products",
+    status_code=201,
+    response_model=ProductRead,
+    responses=problem_responses(403, 409),
+)
 async def create_product(
     request: Request, tx: Tx, admin: AdminUser, body: ProductCreate
 ) -> ProductRead:
@@ -118,7 +124,9 @@ async def create_product(
     return ProductRead.of(product)
 
 
-@router.patch("/admin/products/{id}", response_model=ProductRead)
+@router.patch(
+    "/admin/products/{id}", response_model=ProductRead, responses=problem_responses(403, 409)
+)
 async def update_product(
     tx: Tx, admin: AdminUser, product_id: ProductIdParam, body: ProductUpdate
 ) -> ProductRead:
@@ -129,7 +137,12 @@ async def update_product(
     return ProductRead.of(product)
 
 
-@router.post("/admin/products/{id}/variants", status_code=201, response_model=ProductRead)
+@router.post(
+    "/admin/products/{id}/variants",
+    status_code=201,
+    response_model=ProductRead,
+    responses=problem_responses(403, 409),
+)
 async def add_variant(
     request: Request, tx: Tx, admin: AdminUser, product_id: ProductIdParam, body: VariantCreate
 ) -> ProductRead:
@@ -144,7 +157,7 @@ async def add_variant(
     return ProductRead.of(product)
 
 
-@router.patch("/admin/variants/{sku}", response_model=ProductRead)
+@router.patch("/admin/variants/{sku}", response_model=ProductRead, responses=problem_responses(403))
 async def update_variant(
     request: Request, tx: Tx, admin: AdminUser, sku: str, body: VariantUpdate
 ) -> ProductRead:
@@ -160,14 +173,18 @@ async def update_variant(
     return ProductRead.of(product)
 
 
-@router.delete("/admin/products/{id}", status_code=204)
+@router.delete("/admin/products/{id}", status_code=204, responses=problem_responses(403))
 async def archive_product(tx: Tx, admin: AdminUser, product_id: ProductIdParam) -> Response:
     """Archive a product (admin): no longer listed or sold, still shown on past orders."""
     await service.archive_product(tx, product_id=_product_id(product_id))
     return Response(status_code=204)
 
 
-@router.post("/admin/inventory/{sku}/adjustments", response_model=StockLevelRead)
+@router.post(
+    "/admin/inventory/{sku}/adjustments",
+    response_model=StockLevelRead,
+    responses=problem_responses(403, 409),
+)
 async def adjust_stock(
     tx: Tx, staff: StaffUser, sku: str, body: AdjustmentCreate
 ) -> StockLevelRead:

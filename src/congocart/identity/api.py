@@ -10,6 +10,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from congocart.config import Settings
 from congocart.core.db import Conn, Tx
+from congocart.core.errors import problem_responses
 from congocart.core.ratelimit import Limiter
 from congocart.identity import service
 from congocart.identity.dependencies import AdminUser, CurrentUser, Keys, PasswordHashing
@@ -53,7 +54,9 @@ def _tokens(pair: service.TokenPair, response: Response) -> TokenRead:
     )
 
 
-@router.post("/auth/register", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/auth/register", status_code=status.HTTP_201_CREATED, responses=problem_responses(409)
+)
 async def register(body: UserCreate, tx: Tx, passwords: PasswordHashing) -> UserRead:
     """Create a customer account. 409 `email_taken` when the email (in any case) is in use."""
     user = await service.register_user(
@@ -62,7 +65,7 @@ async def register(body: UserCreate, tx: Tx, passwords: PasswordHashing) -> User
     return UserRead.of(user)
 
 
-@router.post("/auth/login")
+@router.post("/auth/login", responses=problem_responses(401))
 async def login(
     body: LoginRequest,
     tx: Tx,
@@ -83,7 +86,7 @@ async def login(
     return _tokens(pair, response)
 
 
-@router.post("/auth/token")
+@router.post("/auth/token", responses=problem_responses(401))
 async def token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     tx: Tx,
@@ -100,7 +103,7 @@ async def token(
     return _tokens(pair, response)
 
 
-@router.post("/auth/refresh")
+@router.post("/auth/refresh", responses=problem_responses(401))
 async def refresh(body: RefreshRequest, tx: Tx, keys: Keys, response: Response) -> TokenRead:
     """Rotate a refresh token: the presented one is spent and a new pair is returned.
 
@@ -140,7 +143,7 @@ async def change_password(
     )
 
 
-@router.put("/admin/users/{id}/roles")
+@router.put("/admin/users/{id}/roles", responses=problem_responses(403, 409))
 async def set_roles(
     user_id: Annotated[UUID, Path(alias="id", description="The user's id.")],
     body: RolesUpdate,

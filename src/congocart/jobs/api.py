@@ -14,6 +14,7 @@ from fastapi import APIRouter
 
 from congocart.core import jobs as outbox
 from congocart.core.db import Conn, Tx
+from congocart.core.errors import problem_responses
 from congocart.core.jobs import JobStatus
 from congocart.core.pagination import Cursor, InvalidCursor, Limit, decode_cursor, encode_cursor
 from congocart.core.schemas import Page
@@ -21,7 +22,7 @@ from congocart.identity.dependencies import AdminUser
 from congocart.jobs.errors import JobNotDead, JobNotFound
 from congocart.jobs.schemas import JobRead
 
-router = APIRouter(prefix="/admin/jobs", tags=["admin: jobs"])
+router = APIRouter(prefix="/admin/jobs", tags=["admin: jobs"], responses=problem_responses(403))
 
 
 def _after(cursor: str | None) -> tuple[datetime, UUID] | None:
@@ -56,7 +57,7 @@ async def list_jobs(
     )
 
 
-@router.post("/{job_id}/retry", response_model=JobRead)
+@router.post("/{job_id}/retry", response_model=JobRead, responses=problem_responses(409))
 async def retry_job(admin: AdminUser, tx: Tx, job_id: UUID) -> JobRead:
     """Give a dead job a fresh set of attempts, due now. Only dead jobs can be retried."""
     record = await outbox.requeue_dead(tx, job_id)

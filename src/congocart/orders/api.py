@@ -10,6 +10,7 @@ import structlog
 from fastapi import APIRouter, Query, Request
 
 from congocart.core.db import Conn, Connection, Tx
+from congocart.core.errors import problem_responses
 from congocart.core.pagination import SHORT_LIST, Cursor, Limit
 from congocart.identity.dependencies import CurrentUser, StaffUser
 from congocart.identity.domain import Principal
@@ -105,7 +106,9 @@ async def list_order_events(conn: Conn, user: CurrentUser, order_id: str) -> Ord
     return OrderEventList(items=[OrderEventRead.of(e) for e in events], next_cursor=None)
 
 
-@router.post("/orders/{order_id}/cancel", response_model=OrderRead)
+@router.post(
+    "/orders/{order_id}/cancel", response_model=OrderRead, responses=problem_responses(409)
+)
 async def cancel_order(
     request: Request,
     conn: Conn,
@@ -138,7 +141,7 @@ async def cancel_order(
 # ---------------------------------------------------------------- back office
 
 
-@router.get("/admin/orders", response_model=OrderList)
+@router.get("/admin/orders", response_model=OrderList, responses=problem_responses(403))
 async def list_orders(
     conn: Conn,
     staff: StaffUser,
@@ -157,14 +160,20 @@ async def list_orders(
     return OrderList(items=[OrderRead.of(o) for o in page.items], next_cursor=page.next_cursor)
 
 
-@router.post("/admin/orders/{order_id}/fulfill", response_model=OrderRead)
+@router.post(
+    "/admin/orders/{order_id}/fulfill",
+    response_model=OrderRead,
+    responses=problem_responses(403, 409),
+)
 async def fulfill_order(tx: Tx, staff: StaffUser, order_id: str) -> OrderRead:
     """paid → fulfilling. Any other status: 409 `invalid_transition`."""
     order = await service.fulfill_order(tx, order_id=_order_id(order_id), caller=_caller(staff))
     return OrderRead.of(order)
 
 
-@router.post("/admin/orders/{order_id}/ship", response_model=OrderRead)
+@router.post(
+    "/admin/orders/{order_id}/ship", response_model=OrderRead, responses=problem_responses(403, 409)
+)
 async def ship_order(
     tx: Tx, staff: StaffUser, order_id: str, body: ShipRequest | None = None
 ) -> OrderRead:
@@ -179,14 +188,23 @@ async def ship_order(
     return OrderRead.of(order)
 
 
-@router.post("/admin/orders/{order_id}/deliver", response_model=OrderRead)
+@router.post(
+    "/admin/orders/{order_id}/deliver",
+    response_model=OrderRead,
+    responses=problem_responses(403, 409),
+)
 async def deliver_order(tx: Tx, staff: StaffUser, order_id: str) -> OrderRead:
     """shipped → delivered. Any other status: 409 `invalid_transition`."""
     order = await service.deliver_order(tx, order_id=_order_id(order_id), caller=_caller(staff))
     return OrderRead.of(order)
 
 
-@router.post("/admin/orders/{order_id}/refunds", status_code=201, response_model=RefundRead)
+@router.post(
+    "/admin/orders/{order_id}/refunds",
+    status_code=201,
+    response_model=RefundRead,
+    responses=problem_responses(403, 409),
+)
 async def refund_order(
     request: Request, conn: Conn, staff: StaffUser, order_id: str, body: RefundCreate
 ) -> RefundRead:

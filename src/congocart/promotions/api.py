@@ -6,16 +6,19 @@ from fastapi import APIRouter, Request
 
 from congocart.config import Settings
 from congocart.core.db import Conn, Tx
+from congocart.core.errors import problem_responses
 from congocart.core.pagination import Cursor, Limit
 from congocart.core.schemas import Page
 from congocart.identity.dependencies import AdminUser
 from congocart.promotions import service
 from congocart.promotions.schemas import CouponCreate, CouponRead
 
-router = APIRouter(prefix="/admin/coupons", tags=["admin: coupons"])
+router = APIRouter(
+    prefix="/admin/coupons", tags=["admin: coupons"], responses=problem_responses(403)
+)
 
 
-@router.post("", status_code=201, response_model=CouponRead)
+@router.post("", status_code=201, response_model=CouponRead, responses=problem_responses(409))
 async def create_coupon(
     request: Request, tx: Tx, admin: AdminUser, body: CouponCreate
 ) -> CouponRead:

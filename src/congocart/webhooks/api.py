@@ -8,13 +8,15 @@ from uuid import UUID
 from fastapi import APIRouter, Path
 
 from congocart.core.db import Conn, Tx
+from congocart.core.errors import problem_responses
 from congocart.core.pagination import Cursor, Limit
 from congocart.identity.dependencies import AdminUser
 from congocart.webhooks import service
 from congocart.webhooks.errors import WebhookNotFound
 from congocart.webhooks.schemas import DeliveryList, DeliveryRead, WebhookCreate, WebhookCreated
 
-router = APIRouter(tags=["webhooks"])
+# Every route here is admin-only.
+router = APIRouter(tags=["webhooks"], responses=problem_responses(403))
 
 
 @router.post("/admin/webhooks", status_code=201, response_model=WebhookCreated)
