@@ -283,3 +283,45 @@ async def test_neither_the_sweeper_nor_a_void_job_touches_a_confirmed_checkout(
         assert await charges_of(conn, cart.id) == (1, 0, 0)
         assert await stock_of(conn, sku) == (1, 0)
         assert await orders_of(conn, cart.id) == 1
+
+
+class CartEditedWhileCharging(SandboxGateway):
+    """The customer changes the cart (another tab) while the card is being charged."""
+
+    def __init__(self, database: Database, *, shop: Database) -> None:
+        super().__init__(database)
+        self._shop = shop
+
+    async def charge(self, *, idempotency_key: str, amount: Money, token: str) -> PaymentResult:
+        result = await super().charge(idempotency_key=idempotency_key, amount=amount, token=token)
+        async with self._shop.transaction() as tx:
+            await tx.execute(
+                """
+                UPDATE carts SET version = version + 1
+                WHERE id = (SELECT cart_id FROM checkout_attempts WHERE payment_key = $1)
+                """,
+                idempotency_key,
+            )
+        return result
+
+
+async def test_a_cart_changed_while_its_payment_was_taken_becomes_no_order_and_the_charge_is_voided(
+    settings: Settings, committed_db: Database, gateway_db: Database
+) -> None:
+    async with committed_db.transaction() as tx:
+        sku = await new_sku(tx, stock=3)
+        cart = await new_cart(tx, lines={sku: 2})
+    app = create_app(settings, database=committed_db)
+    app.state.payments = CartEditedWhileCharging(gateway_db, shop=committed_db)
+
+    async with client_for(app) as client:
+        response = await client.post(
+            cart.checkout_path, json=checkout_body(), headers=cart.checkout_headers(new_key())
+        )
+
+    assert (response.status_code, response.json()["code"]) == (412, "version_mismatch")
+    async with committed_db.acquire() as conn:
+        assert await orders_of(conn, cart.id) == 0
+        assert await charges_of(conn, cart.id) == (0, 1, 0)
+        assert await stock_of(conn, sku) == (3, 0)
+        assert (await cart_state(conn, cart.id))[0] == "open"

@@ -18,7 +18,7 @@ from uuid import UUID
 import asyncpg
 
 from congocart.carts.domain import Cart, CartItem, CartStatus
-from congocart.core.db import Connection
+from congocart.core.db import Connection, Params
 
 _CART_COLUMNS = """
     c.id, c.user_id, c.guest_token_hash, c.currency, c.coupon_code, c.status, c.version,
@@ -326,6 +326,20 @@ async def close_cart(
         expected_version,
     )
     return bool(found)
+
+
+def close_cart_sql(
+    p: Params, *, cart_id: UUID, status: CartStatus, expected_version: int | None
+) -> str:
+    """`close_cart` as the body of a CTE of another feature's statement: an UPDATE
+    that returns the cart's id when it closed it."""
+    version = p(expected_version)
+    return f"""
+        UPDATE carts SET status = {p(status.value)}, version = version + 1, updated_at = now()
+        WHERE id = {p(cart_id)} AND status = 'open'
+          AND ({version}::integer IS NULL OR version = {version})
+        RETURNING id
+    """  # noqa: S608 - fixed text around placeholders, no values
 
 
 async def expire_idle_guest_carts(tx: Connection, *, idle_for: timedelta, limit: int) -> int:

@@ -67,7 +67,7 @@ from congocart.carts.errors import (
 from congocart.catalog import service as catalog
 from congocart.catalog.domain import DEFAULT_VARIANT_NAME, VariantSnapshot, is_sku
 from congocart.config import get_settings
-from congocart.core.db import Connection
+from congocart.core.db import Connection, Params
 from congocart.core.errors import CongoError
 from congocart.identity.domain import Principal
 from congocart.promotions import service as promotions
@@ -81,6 +81,8 @@ __all__ = [
     "Pricing",
     "add_item",
     "apply_coupon",
+    "checked_out_or_raise",
+    "checked_out_sql",
     "create_cart",
     "expire_idle_guest_carts",
     "get_cart",
@@ -734,9 +736,25 @@ async def mark_checked_out(
     when the cart changed since `lock_cart_for_checkout`, so an order is never
     made from lines the customer has since edited.
     """
-    if await repository.close_cart(
+    closed = await repository.close_cart(
         tx, cart_id=cart_id, status=CartStatus.CHECKED_OUT, expected_version=expected_version
-    ):
+    )
+    await checked_out_or_raise(tx, cart_id=cart_id, closed=closed)
+
+
+def checked_out_sql(p: Params, *, cart_id: UUID, expected_version: int | None = None) -> str:
+    """`mark_checked_out` as the body of a CTE of another feature's statement
+    (a round trip saved): it returns a row when it closed the cart. Pass whether
+    it did to `checked_out_or_raise`."""
+    return repository.close_cart_sql(
+        p, cart_id=cart_id, status=CartStatus.CHECKED_OUT, expected_version=expected_version
+    )
+
+
+async def checked_out_or_raise(tx: Connection, *, cart_id: UUID, closed: bool) -> None:
+    """Nothing when the cart was closed; otherwise the reason it was not:
+    404 `cart_not_found`, 409 `cart_closed` or 412 `version_mismatch`."""
+    if closed:
         return
     cart = await repository.get_cart(tx, cart_id)
     if cart is None:

@@ -7,17 +7,22 @@ row lock orders them, and the loser's WHERE no longer matches.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 import asyncpg
 
 from congocart.checkout.domain import ReservedAttempt
-from congocart.core.db import Connection
+from congocart.core.db import Connection, Params
 from congocart.core.money import Money
 
 _ATTEMPT_COLUMNS = "id, cart_id, payment_key, reserved_lines, amount_minor, currency, coupon_code"
+
+# Another feature's part of a statement: its CTEs, given the statement's
+# parameters and the SQL condition under which they may write.
+Part = Callable[[Params, str], str]
 
 
 def _attempt(row: asyncpg.Record) -> ReservedAttempt:
@@ -29,6 +34,31 @@ def _attempt(row: asyncpg.Record) -> ReservedAttempt:
         amount=Money.from_minor(row["amount_minor"], row["currency"].strip()),
         coupon_code=row["coupon_code"],
     )
+
+
+def _insert_attempt_sql(
+    p: Params,
+    *,
+    attempt_id: UUID,
+    cart_id: UUID,
+    idempotency_key: str,
+    payment_key: str,
+    lines: Mapping[str, int],
+    amount: Money,
+    coupon_code: str | None,
+    ttl: timedelta,
+) -> str:
+    return f"""
+        INSERT INTO checkout_attempts
+            (id, cart_id, idempotency_key, payment_key, reserved_lines,
+             amount_minor, currency, coupon_code, expires_at)
+        VALUES ({p(attempt_id)}, {p(cart_id)}, {p(idempotency_key)}, {p(payment_key)},
+                {p([{"sku": sku, "quantity": quantity} for sku, quantity in lines.items()])},
+                {p(amount.to_minor())}, {p(amount.currency)}, {p(coupon_code)},
+                now() + make_interval(secs => {p(ttl.total_seconds())}))
+        ON CONFLICT (cart_id) WHERE status = 'reserved' DO NOTHING
+        RETURNING true
+    """  # noqa: S608 - fixed text around placeholders, no values
 
 
 async def insert_attempt(
@@ -48,26 +78,61 @@ async def insert_attempt(
     The partial unique index (one `reserved` attempt per cart) decides, so two
     checkouts of one cart can never both hold stock.
     """
-    inserted = await tx.fetchval(
-        """
-        INSERT INTO checkout_attempts
-            (id, cart_id, idempotency_key, payment_key, reserved_lines,
-             amount_minor, currency, coupon_code, expires_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + make_interval(secs => $9))
-        ON CONFLICT (cart_id) WHERE status = 'reserved' DO NOTHING
-        RETURNING true
-        """,
-        attempt_id,
-        cart_id,
-        idempotency_key,
-        payment_key,
-        [{"sku": sku, "quantity": quantity} for sku, quantity in lines.items()],
-        amount.to_minor(),
-        amount.currency,
-        coupon_code,
-        ttl.total_seconds(),
+    p = Params()
+    sql = _insert_attempt_sql(
+        p,
+        attempt_id=attempt_id,
+        cart_id=cart_id,
+        idempotency_key=idempotency_key,
+        payment_key=payment_key,
+        lines=lines,
+        amount=amount,
+        coupon_code=coupon_code,
+        ttl=ttl,
     )
-    return bool(inserted)
+    return bool(await tx.fetchval(sql, *p.values))
+
+
+async def insert_attempt_reserving(
+    tx: Connection,
+    *,
+    attempt_id: UUID,
+    cart_id: UUID,
+    idempotency_key: str,
+    payment_key: str,
+    lines: Mapping[str, int],
+    amount: Money,
+    ttl: timedelta,
+    stock_reserved: Part,
+    reserved_column: str,
+) -> tuple[bool, Any]:
+    """`insert_attempt` (without a coupon) and, only if it was inserted, the
+    reservation of its stock (`stock_reserved(p, condition)`, the catalog's
+    CTEs, locking the variants in SKU order after the attempt): one statement.
+    Returns whether the attempt was inserted, and the `reserved_column`."""
+    p = Params()
+    attempt = _insert_attempt_sql(
+        p,
+        attempt_id=attempt_id,
+        cart_id=cart_id,
+        idempotency_key=idempotency_key,
+        payment_key=payment_key,
+        lines=lines,
+        amount=amount,
+        coupon_code=None,
+        ttl=ttl,
+    )
+    inserted = "EXISTS (SELECT 1 FROM attempt_inserted)"
+    row = await tx.fetchrow(
+        f"""
+        WITH attempt_inserted AS ({attempt}),
+        {stock_reserved(p, inserted)}
+        SELECT {inserted} AS inserted, {reserved_column} AS reserved
+        """,
+        *p.values,
+    )
+    assert row is not None
+    return row["inserted"], row["reserved"]
 
 
 async def confirm_attempt(tx: Connection, *, attempt_id: UUID, payment_ref: str | None) -> bool:
@@ -82,6 +147,56 @@ async def confirm_attempt(tx: Connection, *, attempt_id: UUID, payment_ref: str 
         payment_ref,
     )
     return result == "UPDATE 1"
+
+
+async def confirm_with(
+    tx: Connection,
+    *,
+    attempt_id: UUID,
+    payment_ref: str | None,
+    cart_closed: Callable[[Params], str],
+    order_written: Part,
+    order_columns: str,
+    stock_sold: Part,
+    sold_column: str,
+) -> asyncpg.Record:
+    """Confirm the attempt and write what it becomes, in one statement made of
+    the owning features' parts, taking locks in checkout's order:
+
+    1. `cart_closed` (the carts feature's UPDATE, closing the cart);
+    2. the attempt `reserved` → `confirmed`, only if the cart was closed;
+    3. `order_written(p, condition)` (the orders feature's CTEs) and
+       `stock_sold(p, condition)` (the catalog's CTEs, locking the variants
+       in SKU order), only if the attempt was confirmed.
+
+    Returns `cart_closed` and `attempt_confirmed` (booleans), the
+    `order_columns` and the `sold_column` (as `sold`). When either of the
+    first two is false nothing was written, and the caller raises.
+    """
+    p = Params()
+    closed = cart_closed(p)
+    ref, attempt = p(payment_ref), p(attempt_id)
+    if_confirmed = "EXISTS (SELECT 1 FROM attempt_confirmed)"
+    row = await tx.fetchrow(
+        f"""
+        WITH cart_closed AS ({closed}),
+        attempt_confirmed AS (
+            UPDATE checkout_attempts
+            SET status = 'confirmed', payment_ref = {ref}, updated_at = now()
+            WHERE id = {attempt} AND status = 'reserved'
+              AND EXISTS (SELECT 1 FROM cart_closed)
+            RETURNING id
+        ),
+        {order_written(p, if_confirmed)},
+        {stock_sold(p, if_confirmed)}
+        SELECT EXISTS (SELECT 1 FROM cart_closed) AS cart_closed,
+               {if_confirmed} AS attempt_confirmed,
+               {order_columns}, {sold_column} AS sold
+        """,  # noqa: S608 - composed of fixed parts around placeholders, no values
+        *p.values,
+    )
+    assert row is not None
+    return row
 
 
 async def release_attempts(tx: Connection, attempt_ids: Sequence[UUID]) -> list[UUID]:

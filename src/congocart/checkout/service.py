@@ -258,17 +258,40 @@ async def _reserve(
         amount=cart.totals.total,
         coupon_code=None if cart.coupon is None else cart.coupon.code,
     )
-    if not await _insert_attempt(tx, claim=claim, attempt=attempt):
-        # The cart has a live attempt. If it expired (its checkout crashed),
-        # release it here rather than make the customer wait for the sweeper.
-        stale = await repository.lock_expired_attempt_of_cart(tx, cart_id=cart.cart_id)
-        if stale is None:
-            if claim.took_over:
-                raise IdempotencyKeyInFlight()
-            raise CheckoutInProgress()
-        await _release(tx, [stale], void_after=timedelta(0))
-        inserted = await _insert_attempt(tx, claim=claim, attempt=attempt)
-        assert inserted, "the only live attempt of a locked cart was just released"
+    if attempt.coupon_code is None:
+        # The common case in one statement: the attempt, then (only if it was
+        # inserted) the stock, in the lock order.
+        inserted, reserved = await repository.insert_attempt_reserving(
+            tx,
+            attempt_id=attempt.id,
+            cart_id=attempt.cart_id,
+            idempotency_key=claim.key,
+            payment_key=attempt.payment_key,
+            lines=attempt.lines,
+            amount=attempt.amount,
+            ttl=RESERVATION_TTL,
+            stock_reserved=lambda p, only_if: catalog.reserve_stock_sql(
+                p, lines=attempt.lines, only_if=only_if
+            ),
+            reserved_column=catalog.RESERVE_STOCK_OUTCOME,
+        )
+        if inserted:
+            catalog.reserved_or_raise(attempt.lines, reserved)
+            return _Reservation(cart=cart, attempt=attempt)
+    elif await _insert_attempt(tx, claim=claim, attempt=attempt):
+        await promotions.reserve_redemption(tx, code=attempt.coupon_code)
+        await catalog.reserve_stock(tx, lines=attempt.lines)
+        return _Reservation(cart=cart, attempt=attempt)
+    # The cart has a live attempt. If it expired (its checkout crashed),
+    # release it here rather than make the customer wait for the sweeper.
+    stale = await repository.lock_expired_attempt_of_cart(tx, cart_id=cart.cart_id)
+    if stale is None:
+        if claim.took_over:
+            raise IdempotencyKeyInFlight()
+        raise CheckoutInProgress()
+    await _release(tx, [stale], void_after=timedelta(0))
+    inserted = await _insert_attempt(tx, claim=claim, attempt=attempt)
+    assert inserted, "the only live attempt of a locked cart was just released"
     if attempt.coupon_code is not None:
         await promotions.reserve_redemption(tx, code=attempt.coupon_code)
     await catalog.reserve_stock(tx, lines=attempt.lines)
@@ -305,15 +328,9 @@ async def _confirm(
     render_order: RenderOrder,
 ) -> Any:
     cart, attempt = reservation.cart, reservation.attempt
-    # The cart first (the lock order above); a cart edited since the snapshot is
-    # refused, so the order is always exactly what was paid for.
-    await carts.mark_checked_out(tx, cart_id=cart.cart_id, expected_version=cart.version)
     payment_ref = None if charge is None else charge.payment_ref
-    if not await repository.confirm_attempt(tx, attempt_id=attempt.id, payment_ref=payment_ref):
-        raise _ReservationLost
     totals = cart.totals
-    order = await orders.create_paid_order(
-        tx,
+    draft = orders.paid_order(
         cart_id=cart.cart_id,
         checkout_attempt_id=attempt.id,
         user_id=cart.user_id,
@@ -342,6 +359,30 @@ async def _confirm(
             last4=None if charge is None else charge.last4,
         ),
     )
+    # One statement: the cart closed (a cart edited since the snapshot is
+    # refused, so the order is always exactly what was paid for), the attempt
+    # confirmed, the order written and the stock sold, in the lock order above.
+    row = await repository.confirm_with(
+        tx,
+        attempt_id=attempt.id,
+        payment_ref=payment_ref,
+        cart_closed=lambda p: carts.checked_out_sql(
+            p, cart_id=cart.cart_id, expected_version=cart.version
+        ),
+        order_written=lambda p, only_if: orders.paid_order_sql(p, draft, only_if=only_if),
+        order_columns=orders.PAID_ORDER_COLUMNS,
+        stock_sold=lambda p, only_if: catalog.commit_stock_sql(
+            p, lines=attempt.lines, only_if=only_if
+        ),
+        sold_column=catalog.COMMIT_STOCK_OUTCOME,
+    )
+    await carts.checked_out_or_raise(tx, cart_id=cart.cart_id, closed=row["cart_closed"])
+    if not row["attempt_confirmed"]:
+        raise _ReservationLost
+    catalog.sold_or_raise(attempt.lines, row["sold"])
+    written = orders.written_order(row)
+    assert written is not None  # the attempt was confirmed, so the order was written
+    order = await orders.paid_order_written(tx, draft, written)
     if attempt.coupon_code is not None:
         await promotions.record_redemption(
             tx,
@@ -350,7 +391,6 @@ async def _confirm(
             user_id=cart.user_id,
             email=request.email,
         )
-    await catalog.commit_stock(tx, lines=attempt.lines)
     body = render_order(order)
     await idempotency.complete(tx, claim, status=201, body=body)
     return body

@@ -17,7 +17,7 @@ from uuid import UUID
 
 import asyncpg
 
-from congocart.core.db import Connection
+from congocart.core.db import Connection, Params
 from congocart.core.money import Money
 from congocart.orders.domain import (
     Actor,
@@ -43,47 +43,58 @@ class InsertedOrder:
     updated_at: datetime
 
 
-async def insert_paid_order(
-    tx: Connection,
-    *,
-    cart_id: UUID,
-    checkout_attempt_id: UUID,
-    user_id: UUID | None,
-    email: str,
-    currency: str,
-    lines: Sequence[OrderLineDraft],
-    subtotal_minor: int,
-    discount_minor: int,
-    shipping_minor: int,
-    tax_minor: int,
-    total_minor: int,
-    tax_rate: Decimal | None,
-    coupon_code: str | None,
-    shipping_method: str,
-    shipping_address: Mapping[str, str],
-    payment: PaymentRecord,
-    actor_id: UUID | None,
-    actor_role: Actor,
-) -> InsertedOrder:
-    """The order, all its lines, its captured payment and its first event: one statement.
+@dataclass(frozen=True, slots=True)
+class PaidOrderRow:
+    """The values of a paid order's statement (`insert_paid_order_sql`)."""
+
+    cart_id: UUID
+    checkout_attempt_id: UUID
+    user_id: UUID | None
+    email: str
+    currency: str
+    lines: Sequence[OrderLineDraft]
+    subtotal_minor: int
+    discount_minor: int
+    shipping_minor: int
+    tax_minor: int
+    total_minor: int
+    tax_rate: Decimal | None
+    coupon_code: str | None
+    shipping_method: str
+    shipping_address: Mapping[str, str]
+    payment: PaymentRecord
+    actor_id: UUID | None
+    actor_role: Actor
+
+
+def insert_paid_order_sql(p: Params, order: PaidOrderRow, *, only_if: str = "true") -> str:
+    """The CTEs that write a paid order, its lines, its captured payment and its
+    first event, when the SQL condition `only_if` holds (for this statement or
+    another feature's). Select `INSERTED_ORDER` from the statement.
 
     Each INSERT of the chain reads the new order's id from the first one; the
     lines go in as arrays through `unnest`, so the statement is the same for
     one line or a hundred. The unique `cart_id` makes a second order for the
     same cart fail here (`asyncpg.UniqueViolationError`).
     """
-    row = await tx.fetchrow(
-        """
-        WITH new_order AS (
+    lines = order.lines
+    payment = order.payment
+    currency = p(order.currency)
+    return f"""
+        new_order AS (
             INSERT INTO orders (cart_id, checkout_attempt_id, user_id, email, status, currency,
                                 subtotal_minor, discount_minor, shipping_minor, tax_minor,
                                 total_minor, tax_rate, coupon_code, shipping_method,
                                 shipping_address, created_at, updated_at)
             -- clock_timestamp(), not now(): "newest first" holds even for orders
             -- written in one transaction.
-            SELECT $1, $2, $3, $4, 'paid', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-                   t.at, t.at
+            SELECT {p(order.cart_id)}, {p(order.checkout_attempt_id)}, {p(order.user_id)},
+                   {p(order.email)}, 'paid', {currency}, {p(order.subtotal_minor)},
+                   {p(order.discount_minor)}, {p(order.shipping_minor)}, {p(order.tax_minor)},
+                   {p(order.total_minor)}, {p(order.tax_rate)}, {p(order.coupon_code)},
+                   {p(order.shipping_method)}, {p(dict(order.shipping_address))}, t.at, t.at
             FROM (SELECT clock_timestamp() AS at) t
+            WHERE {only_if}
             RETURNING id, number, created_at, updated_at
         ),
         new_lines AS (
@@ -92,55 +103,63 @@ async def insert_paid_order(
             SELECT new_order.id, line.ordinality - 1, line.sku, line.name,
                    line.unit_price_minor, line.quantity, line.unit_price_minor * line.quantity
             FROM new_order,
-                 unnest($15::text[], $16::text[], $17::bigint[], $18::integer[])
+                 unnest({p([line.sku for line in lines])}::text[],
+                        {p([line.name for line in lines])}::text[],
+                        {p([line.unit_price.to_minor() for line in lines])}::bigint[],
+                        {p([line.quantity for line in lines])}::integer[])
                      WITH ORDINALITY AS line(sku, name, unit_price_minor, quantity, ordinality)
         ),
         new_payment AS (
             INSERT INTO payments (order_id, gateway, gateway_ref, status, amount_minor,
                                   currency, brand, last4)
-            SELECT new_order.id, $19, $20, 'captured', $21, $5, $22, $23 FROM new_order
+            SELECT new_order.id, {p(payment.gateway)}, {p(payment.gateway_ref)}, 'captured',
+                   {p(payment.amount.to_minor())}, {currency}, {p(payment.brand)},
+                   {p(payment.last4)}
+            FROM new_order
         ),
         first_event AS (
             INSERT INTO order_events (order_id, actor_id, actor_role, action, from_status,
                                       to_status, reason)
-            SELECT new_order.id, $24, $25, 'checkout', NULL, 'paid', 'paid at checkout'
+            SELECT new_order.id, {p(order.actor_id)}, {p(order.actor_role.value)}, 'checkout',
+                   NULL, 'paid', 'paid at checkout'
             FROM new_order
         )
-        SELECT id, number, created_at, updated_at FROM new_order
-        """,
-        cart_id,
-        checkout_attempt_id,
-        user_id,
-        email,
-        currency,
-        subtotal_minor,
-        discount_minor,
-        shipping_minor,
-        tax_minor,
-        total_minor,
-        tax_rate,
-        coupon_code,
-        shipping_method,
-        dict(shipping_address),
-        [line.sku for line in lines],
-        [line.name for line in lines],
-        [line.unit_price.to_minor() for line in lines],
-        [line.quantity for line in lines],
-        payment.gateway,
-        payment.gateway_ref,
-        payment.amount.to_minor(),
-        payment.brand,
-        payment.last4,
-        actor_id,
-        actor_role.value,
-    )
-    assert row is not None  # an INSERT ... RETURNING without conflict handling returns its row
+    """  # noqa: S608 - fixed text around placeholders, no values
+
+
+# The new order's columns, selected from an `insert_paid_order_sql` statement
+# (NULL when `only_if` did not hold); read with `inserted_order`.
+INSERTED_ORDER = """
+    (SELECT id FROM new_order) AS new_order_id,
+    (SELECT number FROM new_order) AS new_order_number,
+    (SELECT created_at FROM new_order) AS new_order_created_at,
+    (SELECT updated_at FROM new_order) AS new_order_updated_at
+"""
+
+
+def inserted_order(row: asyncpg.Record) -> InsertedOrder | None:
+    """The order an `insert_paid_order_sql` statement wrote, from its `INSERTED_ORDER`."""
+    if row["new_order_id"] is None:
+        return None
     return InsertedOrder(
-        id=row["id"],
-        number=row["number"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
+        id=row["new_order_id"],
+        number=row["new_order_number"],
+        created_at=row["new_order_created_at"],
+        updated_at=row["new_order_updated_at"],
     )
+
+
+async def insert_paid_order(tx: Connection, order: PaidOrderRow) -> InsertedOrder:
+    """The order, all its lines, its captured payment and its first event: one statement."""
+    p = Params()
+    row = await tx.fetchrow(
+        f"WITH {insert_paid_order_sql(p, order)} SELECT {INSERTED_ORDER}",
+        *p.values,
+    )
+    assert row is not None
+    inserted = inserted_order(row)
+    assert inserted is not None  # an INSERT without conflict handling returns its row
+    return inserted
 
 
 # ---------------------------------------------------------------- reading orders

@@ -32,7 +32,7 @@ from uuid import UUID
 
 from congocart.catalog import service as catalog
 from congocart.core import jobs
-from congocart.core.db import Connection
+from congocart.core.db import Connection, Params
 from congocart.core.errors import Forbidden
 from congocart.core.money import Money
 from congocart.core.pagination import InvalidCursor, decode_cursor, encode_cursor
@@ -101,6 +101,61 @@ async def create_paid_order(
     cart raises `asyncpg.UniqueViolationError` (the caller's transaction is
     then aborted: checkout should lock the cart before calling this).
     """
+    draft = paid_order(
+        cart_id=cart_id,
+        checkout_attempt_id=checkout_attempt_id,
+        user_id=user_id,
+        email=email,
+        currency=currency,
+        lines=lines,
+        subtotal=subtotal,
+        discount=discount,
+        shipping=shipping,
+        tax=tax,
+        total=total,
+        tax_rate=tax_rate,
+        coupon_code=coupon_code,
+        shipping_method=shipping_method,
+        shipping_address=shipping_address,
+        payment=payment,
+    )
+    return await paid_order_written(tx, draft, await repository.insert_paid_order(tx, draft.row))
+
+
+@dataclass(frozen=True, slots=True)
+class PaidOrderDraft:
+    """A paid order checked and ready to write (`paid_order`)."""
+
+    row: repository.PaidOrderRow
+    subtotal: Money
+    discount: Money
+    shipping: Money
+    tax: Money
+    total: Money
+
+
+def paid_order(
+    *,
+    cart_id: UUID,
+    checkout_attempt_id: UUID,
+    user_id: UUID | None,
+    email: str,
+    currency: str,
+    lines: Sequence[OrderLineDraft],
+    subtotal: Money,
+    discount: Money,
+    shipping: Money,
+    tax: Money,
+    total: Money,
+    tax_rate: Decimal | None,
+    coupon_code: str | None,
+    shipping_method: str,
+    shipping_address: Mapping[str, str],
+    payment: PaymentRecord,
+) -> PaidOrderDraft:
+    """The paid order `create_paid_order` writes, checked (amounts add up, one
+    currency, at least one line), for writing as part of another feature's
+    statement: `paid_order_sql`, then `paid_order_written` with its row."""
     amounts = (subtotal, discount, shipping, tax, total, payment.amount)
     if any(m.currency != currency for m in amounts) or any(
         line.unit_price.currency != currency for line in lines
@@ -115,9 +170,7 @@ async def create_paid_order(
         raise ValueError("subtotal must equal the sum of the line totals")
     if subtotal - discount + shipping + tax != total:
         raise ValueError("total must equal subtotal - discount + shipping + tax")
-    actor_role = Actor.OWNER if user_id is not None else Actor.SYSTEM
-    inserted = await repository.insert_paid_order(
-        tx,
+    row = repository.PaidOrderRow(
         cart_id=cart_id,
         checkout_attempt_id=checkout_attempt_id,
         user_id=user_id,
@@ -135,15 +188,38 @@ async def create_paid_order(
         shipping_address=shipping_address,
         payment=payment,
         actor_id=user_id,
-        actor_role=actor_role,
+        actor_role=Actor.OWNER if user_id is not None else Actor.SYSTEM,
     )
+    return PaidOrderDraft(
+        row=row, subtotal=subtotal, discount=discount, shipping=shipping, tax=tax, total=total
+    )
+
+
+def paid_order_sql(p: Params, draft: PaidOrderDraft, *, only_if: str) -> str:
+    """CTEs that write `draft` when the SQL condition `only_if` holds; the
+    statement selects `PAID_ORDER_COLUMNS` and hands its row to `paid_order_written`."""
+    return repository.insert_paid_order_sql(p, draft.row, only_if=only_if)
+
+
+PAID_ORDER_COLUMNS = repository.INSERTED_ORDER
+# The order a `paid_order_sql` statement wrote, from the statement's row (None: not written).
+written_order = repository.inserted_order
+
+
+async def paid_order_written(
+    tx: Connection, draft: PaidOrderDraft, inserted: repository.InsertedOrder
+) -> Order:
+    """The order written for `draft` (`written_order` of the statement's row),
+    with its `order.paid` webhook event published (at most three statements)."""
+    row = draft.row
+    currency = row.currency
     zero = Money.zero(currency)
     order = Order(
         id=inserted.id,
         number=format_order_number(inserted.number),
         status=OrderStatus.PAID,
-        user_id=user_id,
-        email=email,
+        user_id=row.user_id,
+        email=row.email,
         currency=currency,
         items=tuple(
             OrderLine(
@@ -153,24 +229,24 @@ async def create_paid_order(
                 quantity=line.quantity,
                 line_total=line.line_total.quantize(),
             )
-            for line in lines
+            for line in row.lines
         ),
-        subtotal=subtotal.quantize(),
-        discount=discount.quantize(),
-        shipping=shipping.quantize(),
-        tax=tax.quantize(),
-        total=total.quantize(),
+        subtotal=draft.subtotal.quantize(),
+        discount=draft.discount.quantize(),
+        shipping=draft.shipping.quantize(),
+        tax=draft.tax.quantize(),
+        total=draft.total.quantize(),
         refunded=zero,
-        tax_rate=tax_rate,
-        coupon_code=coupon_code,
-        shipping_method=shipping_method,
-        shipping_address=dict(shipping_address),
+        tax_rate=row.tax_rate,
+        coupon_code=row.coupon_code,
+        shipping_method=row.shipping_method,
+        shipping_address=dict(row.shipping_address),
         payment=OrderPayment(
             status="captured",
-            amount=payment.amount.quantize(),
+            amount=row.payment.amount.quantize(),
             refunded=zero,
-            brand=payment.brand,
-            last4=payment.last4,
+            brand=row.payment.brand,
+            last4=row.payment.last4,
         ),
         carrier=None,
         tracking_number=None,
