@@ -63,7 +63,18 @@ async def test_a_client_cannot_set_server_owned_fields_on_admin_and_cart_bodies(
     product = await create_product(client, roles.admin)
     sku = product["variants"][0]["sku"]
     cart = await new_cart(client, lines={sku: 1})
+    order, _ = await place_order(client, roles.admin, user=roles.customer)
     attempts = [
+        client.post(
+            f"{API}/admin/orders/{order['id']}/ship",
+            json={"carrier": "UPS", "status": "delivered"},
+            headers=roles.staff.headers,
+        ),
+        client.post(
+            f"{API}/orders/{order['id']}/cancel",
+            json={"reason": "changed my mind", "owner": str(roles.admin.id)},
+            headers=roles.customer.headers,
+        ),
         client.patch(
             f"{API}/admin/products/{product['id']}",
             json={"name": "x", "price": usd("0.01")},
@@ -500,7 +511,11 @@ async def test_times_are_rfc3339_utc(client: httpx.AsyncClient, roles: Roles) ->
 @pytest.fixture
 async def limited_client(settings: Settings, db: Database) -> AsyncIterator[httpx.AsyncClient]:
     limited = settings.model_copy(
-        update={"rate_limit_enabled": True, "rate_limit_per_minute_ip": 3}
+        update={
+            "rate_limit_enabled": True,
+            "rate_limit_per_minute_ip": 3,
+            "rate_limit_per_minute_user": 5,
+        }
     )
     app = create_app(limited, database=db)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
@@ -558,3 +573,19 @@ async def test_a_forwarded_for_header_from_an_unconfigured_proxy_does_not_escape
     ]
 
     assert [r.status_code for r in responses] == [200, 200, 200, 429]
+
+
+async def test_authenticated_calls_are_limited_per_user_not_per_address(
+    limited_client: httpx.AsyncClient, make_user: MakeUser
+) -> None:
+    user = await make_user()
+    other = await make_user()
+    anonymous = [await limited_client.get(f"{API}/categories") for _ in range(4)]
+
+    mine = [await limited_client.get(f"{API}/me", headers=user.headers) for _ in range(6)]
+    theirs = await limited_client.get(f"{API}/me", headers=other.headers)
+
+    assert [r.status_code for r in anonymous] == [200, 200, 200, 429]
+    assert [r.status_code for r in mine] == [200] * 5 + [429]
+    assert mine[0].headers["ratelimit-limit"] == "5"
+    assert theirs.status_code == 200
