@@ -7,19 +7,25 @@ from typing import Any
 import httpx
 import pytest
 
+from congocart.config import Settings
+from congocart.core.db import Database
 from tests.acceptance.conftest import (
     API,
     Roles,
+    admin_headers,
     assert_page,
     assert_problem,
     available,
     check_out,
+    committed_product,
     create_coupon,
     create_product,
+    guest_cart_with,
     new_cart,
     place_order,
     usd,
 )
+from tests.checkout.conftest import gather_responses, stock_of
 from tests.conftest import MakeUser, TestUser
 
 
@@ -315,3 +321,26 @@ async def test_the_back_office_lists_every_order_filtered_by_status_and_customer
     assert [o["id"] for o in assert_page(by_email.json())] == [shipped["id"], paid["id"]]
     assert [o["id"] for o in assert_page(by_status.json())] == [shipped["id"]]
     assert_problem(await client.get(f"{API}/admin/orders", headers=roles.customer.headers), 403)
+
+
+async def test_concurrent_cancels_restore_stock_exactly_once(
+    committed_client: httpx.AsyncClient, committed_db: Database, settings: Settings
+) -> None:
+    admin = await admin_headers(committed_db, settings)
+    sku = await committed_product(committed_client, admin, stock=5)
+    cart = await guest_cart_with(committed_client, sku)
+    order = (await check_out(committed_client, cart)).json()
+
+    responses = await gather_responses(
+        *(
+            lambda: committed_client.post(f"{API}/orders/{order['id']}/cancel", headers=admin)
+            for _ in range(5)
+        )
+    )
+
+    assert sorted(r.status_code for r in responses) == [200] + [409] * 4
+    for response in responses:
+        if response.status_code == 409:
+            assert_problem(response, 409, "invalid_transition")
+    async with committed_db.acquire() as conn:
+        assert await stock_of(conn, sku) == (5, 0)
