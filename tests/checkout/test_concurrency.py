@@ -14,6 +14,7 @@ from functools import partial
 
 import httpx
 
+from congocart.carts import service as carts
 from congocart.core.db import Database
 from tests.checkout.conftest import (
     cart_state,
@@ -182,3 +183,34 @@ async def test_a_single_use_coupon_raced_by_ten_carts_is_redeemed_once_and_charg
             paid = response.status_code == 201
             assert await charges_of(conn, cart.id) == ((1, 0, 0) if paid else (0, 0, 0))
             assert await orders_of(conn, cart.id) == int(paid)
+
+
+async def test_a_checkout_that_waited_for_the_carts_lock_orders_the_lines_added_meanwhile(
+    committed_client: httpx.AsyncClient, committed_db: Database
+) -> None:
+    """Its first statement read the lines before the lock was free: it reads them again."""
+    async with committed_db.transaction() as tx:
+        first, second = await new_sku(tx, price="3.00"), await new_sku(tx, price="4.00")
+        cart = await new_cart(tx, lines={first: 1})
+
+    async with committed_db.transaction() as tx:
+        # A line added in a transaction still open: the cart's row lock is held.
+        await carts.add_item(tx, cart_id=cart.id, owner=cart.owner, sku=second, quantity=2)
+        checkout = asyncio.create_task(
+            committed_client.post(
+                cart.checkout_path, json=checkout_body(), headers=cart.checkout_headers(new_key())
+            )
+        )
+        await asyncio.sleep(0.3)
+        assert not checkout.done()
+    response = await checkout
+
+    assert response.status_code == 201, response.text
+    order = response.json()
+    assert sorted((i["sku"], i["quantity"]) for i in order["items"]) == sorted(
+        [(first, 1), (second, 2)]
+    )
+    assert order["subtotal"] == {"amount": "11.00", "currency": "USD"}
+    async with committed_db.acquire() as conn:
+        assert await stock_of(conn, second) == (8, 0)
+        assert await orders_of(conn, cart.id) == 1

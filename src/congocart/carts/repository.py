@@ -163,6 +163,32 @@ async def get_cart_for_update(tx: Connection, cart_id: UUID) -> Cart | None:
     return _cart(row, await get_items(tx, cart_id))
 
 
+def lock_for_checkout_sql(p: Params, cart_id: UUID, *, variants_sql: VariantsSql) -> str:
+    """`get_cart_for_update` with the catalog's snapshot of the lines' variants,
+    as a subquery of another feature's statement (checkout's first one): read
+    its columns with `locked_for_checkout`."""
+    skus = "array(SELECT i.sku FROM cart_items i WHERE i.cart_id = c.id)"
+    return f"""
+        SELECT {_CART_COLUMNS}, {_ITEMS},
+               (SELECT s.version FROM carts s WHERE s.id = c.id) AS seen_version,
+               {variants_sql(skus)} AS variants
+        FROM carts c
+        WHERE c.id = {p(cart_id)}
+        FOR UPDATE OF c
+    """  # noqa: S608 - fixed column lists and parts around a placeholder, no values
+
+
+async def locked_for_checkout(tx: Connection, row: asyncpg.Record) -> tuple[Cart, Any] | None:
+    """The locked cart and its variants' snapshot (or None: no such cart) from a
+    `lock_for_checkout_sql` row; when the lines read were older than the lock
+    (see `get_cart_for_update`), they are read again and the variants are None."""
+    if row["id"] is None:
+        return None
+    if row["seen_version"] == row["version"]:
+        return _cart(row), row["variants"]
+    return _cart(row, await get_items(tx, row["id"])), None
+
+
 async def get_items(conn: Connection, cart_id: UUID) -> tuple[CartItem, ...]:
     rows = await conn.fetch(
         "SELECT id, sku, quantity FROM cart_items WHERE cart_id = $1 ORDER BY created_at, id",

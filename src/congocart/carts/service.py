@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 from congocart.carts import domain, repository
@@ -83,6 +84,7 @@ __all__ = [
     "apply_coupon",
     "checked_out_or_raise",
     "checked_out_sql",
+    "checkout_lock_sql",
     "create_cart",
     "expire_idle_guest_carts",
     "get_cart",
@@ -662,8 +664,12 @@ async def lock_cart_for_checkout(
     now: datetime,
     email: str | None = None,
     tax_rates: TaxRates | None = None,
+    locked: Any = None,
 ) -> CheckoutCart:
     """Lock the cart (`FOR UPDATE`) and check it can become an order, as of now.
+
+    With `locked`, the row of a statement that already locked the cart and read
+    its lines and their variants (`checkout_lock_sql`), none of that is read again.
 
     404 `cart_not_found` (missing or not the owner's), 409 `cart_closed`, 409
     `cart_empty`, 409 `sku_unavailable` (a line's sku is no longer sold), 422
@@ -672,11 +678,18 @@ async def lock_cart_for_checkout(
     minimum not met, the customer's limit reached, counting guests by `email`),
     409 `coupon_unavailable` when it was used up meanwhile. Without a
     `shipping_method` the default one for the country is used. `tax_rates`
-    defaults to the configured rate table. Runs 2 statements (3 with a coupon).
+    defaults to the configured rate table. Runs 2 statements (3 with a coupon;
+    none with `locked`, unless the cart changed while its lock was awaited).
     """
     if tax_rates is None:
         tax_rates = get_settings().tax_rates
-    cart = _owned(await repository.get_cart_for_update(tx, cart_id), owner)
+    snapshots = None
+    if locked is None:
+        cart = _owned(await repository.get_cart_for_update(tx, cart_id), owner)
+    else:
+        found = await repository.locked_for_checkout(tx, locked)
+        cart = _owned(None if found is None else found[0], owner)
+        snapshots = None if found is None else found[1]
     _require_open(cart)
     if not cart.items:
         raise CartEmpty()
@@ -690,7 +703,10 @@ async def lock_cart_for_checkout(
             Destination(shipping_method=domain.DEFAULT_SHIPPING_METHOD), currency=cart.currency
         )
     assert shipping is not None
-    variants = await catalog.get_variants(tx, skus=cart.skus)
+    if snapshots is None:
+        variants = await catalog.get_variants(tx, skus=cart.skus)
+    else:
+        variants = catalog.variant_snapshots(snapshots)
     unsellable = sorted(item.sku for item in cart.items if not variants[item.sku].sellable)
     if unsellable:
         raise SkuUnavailable(
@@ -724,6 +740,13 @@ async def lock_cart_for_checkout(
         country=destination.country,
         totals=totals,
     )
+
+
+def checkout_lock_sql(p: Params, *, cart_id: UUID) -> str:
+    """The cart locked with its lines and their variants, as a subquery of
+    checkout's first statement (a round trip saved); hand the statement's row
+    to `lock_cart_for_checkout(locked=...)`."""
+    return repository.lock_for_checkout_sql(p, cart_id, variants_sql=catalog.variant_snapshots_sql)
 
 
 async def mark_checked_out(

@@ -36,6 +36,35 @@ def _attempt(row: asyncpg.Record) -> ReservedAttempt:
     )
 
 
+async def claim_and_lock(
+    tx: Connection,
+    *,
+    claim_key: Callable[[Params], str],
+    lock_cart: Callable[[Params], str],
+) -> asyncpg.Record:
+    """Checkout's first statement: `claim_key` (core.idempotency's INSERT of a
+    free key), then, only if it claimed the key, `lock_cart` (the carts
+    feature's subquery locking the cart with its lines and their variants), in
+    the lock order key -> cart. Returns `claimed_until` (NULL when the key was
+    not free: nothing was locked) and the cart's columns (NULL without a cart).
+    """
+    p = Params()
+    claimed = claim_key(p)
+    cart = lock_cart(p)
+    row = await tx.fetchrow(
+        f"""
+        WITH claimed AS ({claimed})
+        SELECT claimed.locked_until AS claimed_until, cart.*
+        FROM (SELECT 1) AS one
+        LEFT JOIN claimed ON true
+        LEFT JOIN LATERAL ({cart}) AS cart ON claimed.locked_until IS NOT NULL
+        """,  # noqa: S608 - composed of fixed parts around placeholders, no values
+        *p.values,
+    )
+    assert row is not None
+    return row
+
+
 def _insert_attempt_sql(
     p: Params,
     *,

@@ -143,18 +143,39 @@ async def check_out(
     claim: idempotency.Claim | None = None
     try:
         async with conn.transaction():
-            claimed = await idempotency.claim(
+            # One statement when the key is new (the usual case): the key claimed,
+            # then the cart locked and read with its lines and their variants.
+            first = await repository.claim_and_lock(
                 conn,
-                scope=call.scope,
-                key=call.key,
-                request_hash=call.request_hash,
-                lease=RESERVATION_TTL,
+                claim_key=lambda p: idempotency.claim_sql(
+                    p,
+                    scope=call.scope,
+                    key=call.key,
+                    request_hash=call.request_hash,
+                    lease=RESERVATION_TTL,
+                ),
+                lock_cart=lambda p: carts.checkout_lock_sql(p, cart_id=request.cart_id),
             )
-            if isinstance(claimed, idempotency.StoredResponse):
-                return CheckoutResponse(claimed.status, claimed.body, replayed=True)
-            claim = claimed
+            locked = None
+            if first["claimed_until"] is not None:
+                claim = idempotency.Claim(
+                    call.scope, call.key, call.request_hash, first["claimed_until"], took_over=False
+                )
+                locked = first
+            else:
+                # Someone holds or held the key: replay, refuse or take it over.
+                claimed = await idempotency.claim(
+                    conn,
+                    scope=call.scope,
+                    key=call.key,
+                    request_hash=call.request_hash,
+                    lease=RESERVATION_TTL,
+                )
+                if isinstance(claimed, idempotency.StoredResponse):
+                    return CheckoutResponse(claimed.status, claimed.body, replayed=True)
+                claim = claimed
             reservation = await _reserve(
-                conn, claim=claim, request=request, tax_rates=tax_rates, now=now
+                conn, claim=claim, request=request, tax_rates=tax_rates, now=now, locked=locked
             )
     except CongoError as exc:
         if claim is not None and _is_final(exc):
@@ -238,6 +259,7 @@ async def _reserve(
     request: CheckoutRequest,
     tax_rates: Mapping[str, Decimal] | None,
     now: datetime,
+    locked: Any,
 ) -> _Reservation:
     cart = await carts.lock_cart_for_checkout(
         tx,
@@ -248,6 +270,7 @@ async def _reserve(
         now=now,
         email=request.email,
         tax_rates=tax_rates,
+        locked=locked,
     )
     attempt_id = uuid4()
     attempt = ReservedAttempt(

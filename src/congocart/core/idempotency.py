@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from congocart.core.db import Connection
+from congocart.core.db import Connection, Params
 from congocart.core.errors import CongoError
 
 HEADER = "Idempotency-Key"
@@ -131,20 +131,12 @@ async def claim(
     waits on the unique index until this transaction ends, then sees the row.
     Raises `IdempotencyKeyReused` or `IdempotencyKeyInFlight`.
     """
-    row = await tx.fetchrow(
-        """
-        INSERT INTO idempotency_keys (scope, key, request_hash, status, locked_until)
-        VALUES ($1, $2, $3, 'in_flight', clock_timestamp() + make_interval(secs => $4))
-        ON CONFLICT (scope, key) DO NOTHING
-        RETURNING locked_until
-        """,
-        scope,
-        key,
-        request_hash,
-        lease.total_seconds(),
+    p = Params()
+    lease_until = await tx.fetchval(
+        claim_sql(p, scope=scope, key=key, request_hash=request_hash, lease=lease), *p.values
     )
-    if row is not None:
-        return Claim(scope, key, request_hash, row["locked_until"], took_over=False)
+    if lease_until is not None:
+        return Claim(scope, key, request_hash, lease_until, took_over=False)
     # Someone holds or held the key: settle it under the row's lock.
     existing = await tx.fetchrow(
         """
@@ -181,6 +173,19 @@ async def claim(
     )
     assert lease_until is not None  # the row is locked by us since the SELECT
     return Claim(scope, key, request_hash, lease_until, took_over=True)
+
+
+def claim_sql(p: Params, *, scope: str, key: str, request_hash: bytes, lease: timedelta) -> str:
+    """The fast half of `claim` as a statement (or a CTE of a larger one): it
+    returns the new claim's `locked_until` when the key was free, and no row when
+    anyone holds or held it (then call `claim`, which settles that case)."""
+    return f"""
+        INSERT INTO idempotency_keys (scope, key, request_hash, status, locked_until)
+        VALUES ({p(scope)}, {p(key)}, {p(request_hash)}, 'in_flight',
+                clock_timestamp() + make_interval(secs => {p(lease.total_seconds())}))
+        ON CONFLICT (scope, key) DO NOTHING
+        RETURNING locked_until
+    """  # noqa: S608 - fixed text around placeholders, no values
 
 
 async def complete(tx: Connection, claim: Claim, *, status: int, body: Any) -> bool:
