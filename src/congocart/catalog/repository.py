@@ -507,13 +507,13 @@ def reserve_sql(
     condition `only_if` (for instance "the checkout attempt was inserted")
     holds; otherwise it locks and takes nothing. `skus` must be sorted.
     """
-    skus_param, quantities_param = p(list(skus)), p(list(quantities))
+    skus_param, quantities_param = p.array(list(skus), "text[]"), p.array(list(quantities), "int[]")
     return f"""
         stock_locked AS MATERIALIZED (
             SELECT v.sku, l.qty, v.on_hand - v.reserved AS available,
                    v.archived_at IS NULL AND p.archived_at IS NULL AS sellable
             FROM variants v
-            JOIN unnest({skus_param}::text[], {quantities_param}::int[]) AS l(sku, qty)
+            JOIN unnest({skus_param}, {quantities_param}) AS l(sku, qty)
                 USING (sku)
             JOIN products p ON p.id = v.product_id
             WHERE {only_if}
@@ -525,7 +525,7 @@ def reserve_sql(
             FROM stock_locked s
             WHERE v.sku = s.sku AND v.on_hand - v.reserved >= s.qty
               AND (SELECT count(*) FILTER (WHERE sellable AND available >= qty)
-                   FROM stock_locked) = cardinality({skus_param}::text[])
+                   FROM stock_locked) = cardinality({skus_param})
             RETURNING v.sku
         )
     """  # noqa: S608 - fixed text around placeholders, no values
@@ -598,8 +598,8 @@ def sell_sql(
         sale_locked AS MATERIALIZED (
             SELECT v.sku, l.qty
             FROM variants v
-            JOIN unnest({p(list(skus))}::text[], {p(list(quantities))}::int[]) AS l(sku, qty)
-                USING (sku)
+            JOIN unnest({p.array(list(skus), "text[]")}, {p.array(list(quantities), "int[]")})
+                AS l(sku, qty) USING (sku)
             WHERE {only_if}
             ORDER BY v.sku
             FOR NO KEY UPDATE OF v

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeAlias
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
 import asyncpg
 import orjson
@@ -204,3 +204,16 @@ class Params:
     def __call__(self, value: object) -> str:
         self.values.append(value)
         return f"${len(self.values)}"
+
+    def array(self, values: list[Any], sql_type: str) -> str:
+        """An array parameter read through a scalar subquery: `(SELECT $n::text[])`.
+
+        PostgreSQL estimates `unnest($n)` from the array's actual length when it
+        plans a statement for its values (a custom plan), but as 10 rows for any
+        values (the generic plan). Those two cost differently, so it keeps
+        choosing custom plans, and plans the statement anew on every execution:
+        0.4 ms of PostgreSQL CPU for each of checkout's larger statements. Read
+        through a subquery, the length is unknown to both plans, they cost the
+        same, and the generic plan is kept and reused.
+        """
+        return f"(SELECT {self(values)}::{sql_type})"

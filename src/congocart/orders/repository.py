@@ -103,10 +103,10 @@ def insert_paid_order_sql(p: Params, order: PaidOrderRow, *, only_if: str = "tru
             SELECT new_order.id, line.ordinality - 1, line.sku, line.name,
                    line.unit_price_minor, line.quantity, line.unit_price_minor * line.quantity
             FROM new_order,
-                 unnest({p([line.sku for line in lines])}::text[],
-                        {p([line.name for line in lines])}::text[],
-                        {p([line.unit_price.to_minor() for line in lines])}::bigint[],
-                        {p([line.quantity for line in lines])}::integer[])
+                 unnest({p.array([line.sku for line in lines], "text[]")},
+                        {p.array([line.name for line in lines], "text[]")},
+                        {p.array([line.unit_price.to_minor() for line in lines], "bigint[]")},
+                        {p.array([line.quantity for line in lines], "integer[]")})
                      WITH ORDINALITY AS line(sku, name, unit_price_minor, quantity, ordinality)
         ),
         new_payment AS (
