@@ -142,3 +142,22 @@ async def test_the_coupon_list_pages_newest_first_with_redemptions(
         400,
         "invalid_cursor",
     )
+
+
+@pytest.mark.parametrize(
+    ("starts_at", "ends_at"),
+    [
+        ("0001-01-01T00:00:00Z", None),  # stored as -infinity, read back without a zone
+        (None, "9999-12-31T23:59:59.999999Z"),  # stored as infinity
+        ("0001-01-01T00:00:00+01:00", None),  # year 0 in UTC
+        (None, "9999-12-31T23:59:59-01:00"),  # year 10000 in UTC
+    ],
+)
+async def test_a_coupon_window_at_the_ends_of_the_calendar_is_422_not_a_500(
+    client: httpx.AsyncClient, make_user: MakeUser, starts_at: str | None, ends_at: str | None
+) -> None:
+    # Found by tests/fuzz: these were 500s (a naive datetime read back, or a bind error).
+    admin = await make_user(roles=("admin",))
+    body = {"code": unique_code(), "percent_off": "10", "starts_at": starts_at, "ends_at": ends_at}
+    response = await client.post(URL, json=body, headers=admin.headers)
+    assert_problem(response, 422, "validation_failed")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from uuid import UUID
 
@@ -19,6 +19,18 @@ from congocart.core.money import Money
 
 CODE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,63}$")
 HUNDRED = Decimal(100)
+# A time window's bounds stay a day inside the calendar's ends: the very first
+# and last instants are stored as -infinity/infinity, and an offset past an end
+# names no date at all.
+EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+LATEST = datetime(9999, 12, 30, tzinfo=UTC)
+
+
+def _within_calendar(moment: datetime) -> bool:
+    try:
+        return EARLIEST <= moment.astimezone(UTC) <= LATEST
+    except OverflowError:
+        return False
 
 
 class InvalidCoupon(ValueError):
@@ -127,6 +139,8 @@ class Coupon:
             moment: datetime | None = getattr(self, name)
             if moment is not None and moment.utcoffset() is None:
                 raise InvalidCoupon(f"{name} must carry a time zone")
+            if moment is not None and not _within_calendar(moment):
+                raise InvalidCoupon(f"{name} must lie between years 1 and 9999 (UTC)")
         if (
             self.starts_at is not None
             and self.ends_at is not None
