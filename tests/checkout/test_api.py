@@ -25,12 +25,12 @@ from tests.checkout.conftest import (
 )
 from tests.conftest import MakeUser
 
-# Checkout's statements for any number of lines (no coupon): the idempotency
-# claim with the cart locked and read with its lines' prices (one statement),
-# the attempt with its stock reservation (one); the sandbox's charge; the cart
-# closed with the attempt confirmed, the order written and the stock sold (one),
-# webhook fan-out, answer stored; and each transaction's begin and end.
-STATEMENT_BUDGET = 10
+# Checkout's statements for any number of lines (no coupon), none of them in a
+# transaction of its own: the idempotency claim with the cart read (one
+# statement), the attempt with its stock reservation (one); the sandbox's
+# charge; then BEGIN, the cart closed with the attempt confirmed, the order
+# written and the stock sold (one), webhook fan-out, answer stored, COMMIT.
+STATEMENT_BUDGET = 8
 
 
 async def test_a_guest_checkout_creates_a_paid_order_takes_the_stock_and_closes_the_cart(
@@ -504,6 +504,6 @@ async def test_checkout_runs_a_bounded_number_of_statements_whatever_the_number_
         assert response.status_code == 201, response.text
         counts.append(len(statements))
 
-    # Everything, the sandbox's own charge and both transactions' begin and end
-    # (savepoints here) included.
+    # Everything, the sandbox's own charge and the confirming transaction's begin
+    # and end (savepoints here) included.
     assert counts[0] == counts[1] == counts[2] == STATEMENT_BUDGET

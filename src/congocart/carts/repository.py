@@ -163,30 +163,31 @@ async def get_cart_for_update(tx: Connection, cart_id: UUID) -> Cart | None:
     return _cart(row, await get_items(tx, cart_id))
 
 
-def lock_for_checkout_sql(p: Params, cart_id: UUID, *, variants_sql: VariantsSql) -> str:
-    """`get_cart_for_update` with the catalog's snapshot of the lines' variants,
-    as a subquery of another feature's statement (checkout's first one): read
-    its columns with `locked_for_checkout`."""
+def read_for_checkout_sql(p: Params, cart_id: UUID, *, variants_sql: VariantsSql) -> str:
+    """The cart, its lines and the catalog's snapshot of their variants, one
+    snapshot, no lock: a subquery of another feature's statement (checkout's
+    first). Read its columns with `read_for_checkout`."""
     skus = "array(SELECT i.sku FROM cart_items i WHERE i.cart_id = c.id)"
     return f"""
-        SELECT {_CART_COLUMNS}, {_ITEMS},
-               (SELECT s.version FROM carts s WHERE s.id = c.id) AS seen_version,
-               {variants_sql(skus)} AS variants
+        SELECT {_CART_COLUMNS}, {_ITEMS}, {variants_sql(skus)} AS variants
         FROM carts c
         WHERE c.id = {p(cart_id)}
-        FOR UPDATE OF c
     """  # noqa: S608 - fixed column lists and parts around a placeholder, no values
 
 
-async def locked_for_checkout(tx: Connection, row: asyncpg.Record) -> tuple[Cart, Any] | None:
-    """The locked cart and its variants' snapshot (or None: no such cart) from a
-    `lock_for_checkout_sql` row; when the lines read were older than the lock
-    (see `get_cart_for_update`), they are read again and the variants are None."""
-    if row["id"] is None:
-        return None
-    if row["seen_version"] == row["version"]:
-        return _cart(row), row["variants"]
-    return _cart(row, await get_items(tx, row["id"])), None
+def read_for_checkout(row: asyncpg.Record) -> tuple[Cart, Any] | None:
+    """The cart and its variants' snapshot of a `read_for_checkout_sql` row (None: no cart)."""
+    return None if row["id"] is None else (_cart(row), row["variants"])
+
+
+def lock_if_unchanged_sql(p: Params, cart_id: UUID, version: int) -> str:
+    """A subquery locking the cart for the statement and returning its id only
+    if it is open and at `version` (checked on the newest row, after the lock)."""
+    return f"""
+        SELECT c.id FROM carts c
+        WHERE c.id = {p(cart_id)} AND c.version = {p(version)} AND c.status = 'open'
+        FOR UPDATE OF c
+    """  # noqa: S608 - fixed text around placeholders, no values
 
 
 async def get_items(conn: Connection, cart_id: UUID) -> tuple[CartItem, ...]:

@@ -82,9 +82,10 @@ __all__ = [
     "Pricing",
     "add_item",
     "apply_coupon",
+    "cart_for_checkout",
     "checked_out_or_raise",
     "checked_out_sql",
-    "checkout_lock_sql",
+    "checkout_read_sql",
     "create_cart",
     "expire_idle_guest_carts",
     "get_cart",
@@ -95,6 +96,7 @@ __all__ = [
     "remove_coupon",
     "remove_item",
     "resolve_destination",
+    "unchanged_sql",
     "update_item",
 ]
 
@@ -664,12 +666,8 @@ async def lock_cart_for_checkout(
     now: datetime,
     email: str | None = None,
     tax_rates: TaxRates | None = None,
-    locked: Any = None,
 ) -> CheckoutCart:
     """Lock the cart (`FOR UPDATE`) and check it can become an order, as of now.
-
-    With `locked`, the row of a statement that already locked the cart and read
-    its lines and their variants (`checkout_lock_sql`), none of that is read again.
 
     404 `cart_not_found` (missing or not the owner's), 409 `cart_closed`, 409
     `cart_empty`, 409 `sku_unavailable` (a line's sku is no longer sold), 422
@@ -678,18 +676,80 @@ async def lock_cart_for_checkout(
     minimum not met, the customer's limit reached, counting guests by `email`),
     409 `coupon_unavailable` when it was used up meanwhile. Without a
     `shipping_method` the default one for the country is used. `tax_rates`
-    defaults to the configured rate table. Runs 2 statements (3 with a coupon;
-    none with `locked`, unless the cart changed while its lock was awaited).
+    defaults to the configured rate table. Runs 2 statements (3 with a coupon).
     """
+    cart = _owned(await repository.get_cart_for_update(tx, cart_id), owner)
+    return await _checkout_cart(
+        tx,
+        cart,
+        None,
+        owner=owner,
+        country=country,
+        shipping_method=shipping_method,
+        now=now,
+        email=email,
+        tax_rates=tax_rates,
+    )
+
+
+def checkout_read_sql(p: Params, *, cart_id: UUID) -> str:
+    """The cart with its lines and their variants, read without a lock, as a
+    subquery of checkout's first statement (a round trip saved); hand the
+    statement's row to `cart_for_checkout`."""
+    return repository.read_for_checkout_sql(p, cart_id, variants_sql=catalog.variant_snapshots_sql)
+
+
+async def cart_for_checkout(
+    conn: Connection,
+    read: Any,
+    *,
+    owner: CartOwner,
+    country: str | None,
+    shipping_method: str | None,
+    now: datetime,
+    email: str | None = None,
+    tax_rates: TaxRates | None = None,
+) -> CheckoutCart:
+    """`lock_cart_for_checkout`'s checks on the cart as a `checkout_read_sql` row
+    read it, without a lock: the caller must make sure it is still at
+    `CheckoutCart.version` when it acts on it (`unchanged_sql`). No statement
+    (one to re-check an applied coupon)."""
+    found = repository.read_for_checkout(read)
+    cart = _owned(None if found is None else found[0], owner)
+    return await _checkout_cart(
+        conn,
+        cart,
+        None if found is None else found[1],
+        owner=owner,
+        country=country,
+        shipping_method=shipping_method,
+        now=now,
+        email=email,
+        tax_rates=tax_rates,
+    )
+
+
+def unchanged_sql(p: Params, *, cart_id: UUID, version: int) -> str:
+    """A subquery of another feature's statement that locks the cart (`FOR
+    UPDATE`, for that statement only) and returns its id only if it is still
+    open at `version`: what `cart_for_checkout` checked still holds."""
+    return repository.lock_if_unchanged_sql(p, cart_id, version)
+
+
+async def _checkout_cart(
+    conn: Connection,
+    cart: Cart,
+    snapshots: Any,
+    *,
+    owner: CartOwner,
+    country: str | None,
+    shipping_method: str | None,
+    now: datetime,
+    email: str | None,
+    tax_rates: TaxRates | None,
+) -> CheckoutCart:
     if tax_rates is None:
         tax_rates = get_settings().tax_rates
-    snapshots = None
-    if locked is None:
-        cart = _owned(await repository.get_cart_for_update(tx, cart_id), owner)
-    else:
-        found = await repository.locked_for_checkout(tx, locked)
-        cart = _owned(None if found is None else found[0], owner)
-        snapshots = None if found is None else found[1]
     _require_open(cart)
     if not cart.items:
         raise CartEmpty()
@@ -704,7 +764,7 @@ async def lock_cart_for_checkout(
         )
     assert shipping is not None
     if snapshots is None:
-        variants = await catalog.get_variants(tx, skus=cart.skus)
+        variants = await catalog.get_variants(conn, skus=cart.skus)
     else:
         variants = catalog.variant_snapshots(snapshots)
     unsellable = sorted(item.sku for item in cart.items if not variants[item.sku].sellable)
@@ -718,7 +778,7 @@ async def lock_cart_for_checkout(
     if cart.coupon_code is not None:
         subtotal = price_cart(lines, currency=cart.currency).subtotal
         coupon = await promotions.get_applicable_coupon(
-            tx,
+            conn,
             code=cart.coupon_code,
             subtotal=subtotal,
             user_id=user_id,
@@ -740,13 +800,6 @@ async def lock_cart_for_checkout(
         country=destination.country,
         totals=totals,
     )
-
-
-def checkout_lock_sql(p: Params, *, cart_id: UUID) -> str:
-    """The cart locked with its lines and their variants, as a subquery of
-    checkout's first statement (a round trip saved); hand the statement's row
-    to `lock_cart_for_checkout(locked=...)`."""
-    return repository.lock_for_checkout_sql(p, cart_id, variants_sql=catalog.variant_snapshots_sql)
 
 
 async def mark_checked_out(

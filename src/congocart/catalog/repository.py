@@ -493,19 +493,17 @@ def variant_snapshots(raw: list[list[Any]]) -> list[VariantSnapshot]:
 # ---------------------------------------------------------------- stock
 
 
-def reserve_sql(
+def reserve_lock_sql(
     p: Params, skus: Sequence[str], quantities: Sequence[int], *, only_if: str = "true"
 ) -> str:
-    """The CTEs `stock_locked` and `stock_reserved` of a statement that reserves
-    stock, all or nothing, for this statement or another feature's.
-
-    `stock_locked` locks the variants in ascending SKU order (so overlapping
-    reservations queue instead of deadlocking) and holds each one's available
-    stock and sellable flag as of the lock (the newest row: a lock that waited
-    re-reads it). `stock_reserved` then takes the stock, each line by a
-    conditional UPDATE, and only when every line can be had and the SQL
-    condition `only_if` (for instance "the checkout attempt was inserted")
-    holds; otherwise it locks and takes nothing. `skus` must be sorted.
+    """The first CTEs of a statement that reserves stock all or nothing (this
+    module's `reserve` or another feature's statement), when the SQL condition
+    `only_if` holds: `stock_locked` locks the variants in ascending SKU order
+    (so overlapping reservations queue instead of deadlocking) and holds each
+    one's available stock and sellable flag as of the lock (the newest row: a
+    lock that waited re-reads it); `stock_available` says whether every line
+    can be had (`ALL_AVAILABLE`). `skus` must be sorted. Follow with
+    `reserve_take_sql`.
     """
     skus_param, quantities_param = p.array(list(skus), "text[]"), p.array(list(quantities), "int[]")
     return f"""
@@ -519,19 +517,36 @@ def reserve_sql(
             WHERE {only_if}
             ORDER BY v.sku
             FOR NO KEY UPDATE OF v
-        ), stock_reserved AS (
-            UPDATE variants v
-            SET reserved = v.reserved + s.qty, updated_at = now()
-            FROM stock_locked s
-            WHERE v.sku = s.sku AND v.on_hand - v.reserved >= s.qty
-              AND (SELECT count(*) FILTER (WHERE sellable AND available >= qty)
-                   FROM stock_locked) = cardinality({skus_param})
-            RETURNING v.sku
+        ), stock_available AS (
+            SELECT count(*) FILTER (WHERE sellable AND available >= qty)
+                   = cardinality({skus_param}) AS every_line
+            FROM stock_locked
         )
     """  # noqa: S608 - fixed text around placeholders, no values
 
 
-# The outcome of a `reserve_sql` statement, as one jsonb value (read by `reserve_outcome`).
+# Whether every line of a `reserve_lock_sql` part can be had.
+ALL_AVAILABLE = "(SELECT every_line FROM stock_available)"
+
+
+def reserve_take_sql(*, only_if: str = "true") -> str:
+    """The CTE `stock_reserved` that takes the stock locked by `reserve_lock_sql`,
+    each line by a conditional UPDATE, only when every line can be had and the
+    SQL condition `only_if` (say, "the checkout attempt was inserted") holds."""
+    return f"""
+        stock_reserved AS (
+            UPDATE variants v
+            SET reserved = v.reserved + s.qty, updated_at = now()
+            FROM stock_locked s
+            WHERE v.sku = s.sku AND v.on_hand - v.reserved >= s.qty
+              AND {ALL_AVAILABLE} AND {only_if}
+            RETURNING v.sku
+        )
+    """  # noqa: S608 - fixed text, no values
+
+
+# The outcome of a reservation (`reserve_lock_sql` and `reserve_take_sql`), as
+# one jsonb value (read by `reserve_outcome`).
 RESERVE_OUTCOME = """
     (SELECT coalesce(jsonb_agg(jsonb_build_array(
                 s.sku, s.sellable AND s.available >= s.qty, r.sku IS NOT NULL)), '[]'::jsonb)
@@ -550,11 +565,12 @@ def reserve_outcome(skus: Sequence[str], raw: list[list[Any]]) -> tuple[list[str
 async def reserve(
     conn: Connection, skus: Sequence[str], quantities: Sequence[int]
 ) -> list[list[Any]]:
-    """Reserve every line or none, in one statement (see `reserve_sql`); returns
+    """Reserve every line or none, in one statement (see `reserve_lock_sql`); returns
     the `RESERVE_OUTCOME`. `skus` must be sorted."""
     p = Params()
     outcome: list[list[Any]] = await conn.fetchval(
-        f"WITH {reserve_sql(p, skus, quantities)} SELECT {RESERVE_OUTCOME}",
+        f"WITH {reserve_lock_sql(p, skus, quantities)}, {reserve_take_sql()} "
+        f"SELECT {RESERVE_OUTCOME}",
         *p.values,
     )
     return outcome

@@ -57,6 +57,7 @@ from congocart.core.pagination import InvalidCursor, decode_cursor, encode_curso
 
 __all__ = [
     "COMMIT_STOCK_OUTCOME",
+    "RESERVE_STOCK_AVAILABLE",
     "RESERVE_STOCK_OUTCOME",
     "OutOfStock",
     "SeedResult",
@@ -73,7 +74,8 @@ __all__ = [
     "list_products",
     "release_stock",
     "reserve_stock",
-    "reserve_stock_sql",
+    "reserve_stock_lock_sql",
+    "reserve_stock_take_sql",
     "reserved_or_raise",
     "restock",
     "seed_demo_catalog",
@@ -378,17 +380,23 @@ async def reserve_stock(tx: Connection, *, lines: Mapping[str, int]) -> None:
     reserved_or_raise(lines, await repository.reserve(tx, skus, quantities))
 
 
-def reserve_stock_sql(p: Params, *, lines: Mapping[str, int], only_if: str = "true") -> str:
-    """`reserve_stock` as CTEs of another feature's statement (a round trip saved).
-
-    Nothing is locked or taken unless the SQL condition `only_if` holds. The
-    statement selects `RESERVE_STOCK_OUTCOME`; pass what it gives to
-    `reserved_or_raise`. The statement must run in a transaction.
-    """
+def reserve_stock_lock_sql(p: Params, *, lines: Mapping[str, int], only_if: str) -> str:
+    """`reserve_stock` as parts of another feature's statement (a round trip
+    saved), first part: the variants locked in SKU order with what they have
+    available, when the SQL condition `only_if` holds. `RESERVE_STOCK_AVAILABLE`
+    then says whether every line can be had; `reserve_stock_take_sql` follows;
+    the statement selects `RESERVE_STOCK_OUTCOME` for `reserved_or_raise`."""
     skus, quantities = stock_lines(lines)
-    return repository.reserve_sql(p, skus, quantities, only_if=only_if)
+    return repository.reserve_lock_sql(p, skus, quantities, only_if=only_if)
 
 
+def reserve_stock_take_sql(p: Params, only_if: str) -> str:
+    """The second part: the stock taken, only if every line can be had and the
+    SQL condition `only_if` holds."""
+    return repository.reserve_take_sql(only_if=only_if)
+
+
+RESERVE_STOCK_AVAILABLE = repository.ALL_AVAILABLE
 RESERVE_STOCK_OUTCOME = repository.RESERVE_OUTCOME
 
 

@@ -17,12 +17,14 @@ from uuid import UUID
 
 from congocart.core.money import Money
 
-# How long stock stays held for a checkout. It bounds how long a checkout may
-# take from reservation to confirmation (the gateway's timeout is far shorter),
-# and how long a crashed checkout holds stock before the sweeper frees it. The
-# idempotency key's lease is as long and starts a moment later, so a retry can
-# take a crashed request's key over only once its reservation may be released.
+# How long a checkout's idempotency key is leased, which bounds how long a
+# checkout may take from reservation to confirmation (the gateway's timeout is
+# far shorter), and how long a crashed checkout holds stock before the sweeper
+# frees it. The reservation expires `RESERVATION_MARGIN` before the key's lease
+# ends, so a retry can take a crashed request's key over only once its
+# reservation may be released.
 RESERVATION_TTL = timedelta(minutes=3)
+RESERVATION_MARGIN = timedelta(seconds=1)
 
 
 class AttemptStatus(StrEnum):

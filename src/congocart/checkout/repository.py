@@ -8,8 +8,7 @@ row lock orders them, and the loser's WHERE no longer matches.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 from uuid import UUID
 
 import asyncpg
@@ -36,28 +35,28 @@ def _attempt(row: asyncpg.Record) -> ReservedAttempt:
     )
 
 
-async def claim_and_lock(
-    tx: Connection,
+async def claim_and_read(
+    conn: Connection,
     *,
     claim_key: Callable[[Params], str],
-    lock_cart: Callable[[Params], str],
+    read_cart: Callable[[Params], str],
 ) -> asyncpg.Record:
-    """Checkout's first statement: `claim_key` (core.idempotency's INSERT of a
-    free key), then, only if it claimed the key, `lock_cart` (the carts
-    feature's subquery locking the cart with its lines and their variants), in
-    the lock order key -> cart. Returns `claimed_until` (NULL when the key was
-    not free: nothing was locked) and the cart's columns (NULL without a cart).
+    """Checkout's first statement, no transaction needed: `claim_key`
+    (core.idempotency's INSERT of a free key, committed with the statement, so
+    a concurrent request with the key sees it in flight at once) and
+    `read_cart` (the carts feature's subquery reading the cart, its lines and
+    their variants, without a lock). Returns `claimed_until` (NULL when the key
+    was not free) and the cart's columns (NULL without such a cart).
     """
     p = Params()
     claimed = claim_key(p)
-    cart = lock_cart(p)
-    row = await tx.fetchrow(
+    cart = read_cart(p)
+    row = await conn.fetchrow(
         f"""
         WITH claimed AS ({claimed})
-        SELECT claimed.locked_until AS claimed_until, cart.*
+        SELECT (SELECT locked_until FROM claimed) AS claimed_until, cart.*
         FROM (SELECT 1) AS one
-        LEFT JOIN claimed ON true
-        LEFT JOIN LATERAL ({cart}) AS cart ON claimed.locked_until IS NOT NULL
+        LEFT JOIN LATERAL ({cart}) AS cart ON true
         """,  # noqa: S608 - composed of fixed parts around placeholders, no values
         *p.values,
     )
@@ -75,19 +74,20 @@ def _insert_attempt_sql(
     lines: Mapping[str, int],
     amount: Money,
     coupon_code: str | None,
-    ttl: timedelta,
+    expires_at: datetime,
+    only_if: str = "true",
 ) -> str:
     return f"""
         INSERT INTO checkout_attempts
             (id, cart_id, idempotency_key, payment_key, reserved_lines,
              amount_minor, currency, coupon_code, expires_at)
-        VALUES ({p(attempt_id)}, {p(cart_id)}, {p(idempotency_key)}, {p(payment_key)},
-                {p([{"sku": sku, "quantity": quantity} for sku, quantity in lines.items()])},
-                {p(amount.to_minor())}, {p(amount.currency)}, {p(coupon_code)},
-                now() + make_interval(secs => {p(ttl.total_seconds())}))
+        SELECT {p(attempt_id)}, {p(cart_id)}, {p(idempotency_key)}, {p(payment_key)},
+               {p([{"sku": sku, "quantity": quantity} for sku, quantity in lines.items()])},
+               {p(amount.to_minor())}, {p(amount.currency)}, {p(coupon_code)}, {p(expires_at)}
+        WHERE {only_if}
         ON CONFLICT (cart_id) WHERE status = 'reserved' DO NOTHING
         RETURNING true
-    """  # noqa: S608 - fixed text around placeholders, no values
+    """
 
 
 async def insert_attempt(
@@ -100,7 +100,7 @@ async def insert_attempt(
     lines: Mapping[str, int],
     amount: Money,
     coupon_code: str | None,
-    ttl: timedelta,
+    expires_at: datetime,
 ) -> bool:
     """Insert a `reserved` attempt; False when the cart already has a live one.
 
@@ -117,29 +117,51 @@ async def insert_attempt(
         lines=lines,
         amount=amount,
         coupon_code=coupon_code,
-        ttl=ttl,
+        expires_at=expires_at,
     )
     return bool(await tx.fetchval(sql, *p.values))
 
 
-async def insert_attempt_reserving(
-    tx: Connection,
+async def reserve_if_unchanged(
+    conn: Connection,
     *,
+    cart_unchanged: Callable[[Params], str],
     attempt_id: UUID,
     cart_id: UUID,
     idempotency_key: str,
     payment_key: str,
     lines: Mapping[str, int],
     amount: Money,
-    ttl: timedelta,
-    stock_reserved: Part,
+    expires_at: datetime,
+    stock_locked: Part,
+    stock_taken: Part,
+    all_available: str,
     reserved_column: str,
-) -> tuple[bool, Any]:
-    """`insert_attempt` (without a coupon) and, only if it was inserted, the
-    reservation of its stock (`stock_reserved(p, condition)`, the catalog's
-    CTEs, locking the variants in SKU order after the attempt): one statement.
-    Returns whether the attempt was inserted, and the `reserved_column`."""
+) -> asyncpg.Record:
+    """A checkout's reservation (no coupon) in one statement, atomic without a
+    transaction, made of the owning features' parts:
+
+    1. `cart_unchanged` (carts: the cart locked for the statement, only if it
+       is still open at the version checked) and no live attempt of the cart;
+    2. `stock_locked(p, condition)` (catalog: the variants locked in SKU order,
+       with what each has available), only then;
+    3. the `reserved` attempt, only if `all_available` (catalog's condition on
+       the locked stock) holds;
+    4. `stock_taken(p, condition)` (catalog), only if the attempt was inserted.
+
+    So the attempt exists exactly when its stock is taken. The attempt insert
+    never waits on another attempt: the cart's lock keeps other checkouts of
+    the cart out, and a live attempt seen in the statement's snapshot stops it
+    at step 1. Returns `cart_unchanged`, `no_live_attempt`, `inserted` and the
+    `reserved_column` (as `reserved`).
+    """
     p = Params()
+    cart = cart_unchanged(p)
+    cart_param = p(cart_id)
+    no_live = f"""NOT EXISTS (SELECT 1 FROM checkout_attempts a
+                           WHERE a.cart_id = {cart_param} AND a.status = 'reserved')"""  # noqa: S608
+    may_reserve = f"EXISTS (SELECT 1 FROM cart_unchanged) AND {no_live}"  # noqa: S608
+    locked = stock_locked(p, may_reserve)
     attempt = _insert_attempt_sql(
         p,
         attempt_id=attempt_id,
@@ -149,33 +171,24 @@ async def insert_attempt_reserving(
         lines=lines,
         amount=amount,
         coupon_code=None,
-        ttl=ttl,
+        expires_at=expires_at,
+        only_if=f"{may_reserve} AND {all_available}",
     )
     inserted = "EXISTS (SELECT 1 FROM attempt_inserted)"
-    row = await tx.fetchrow(
+    row = await conn.fetchrow(
         f"""
-        WITH attempt_inserted AS ({attempt}),
-        {stock_reserved(p, inserted)}
-        SELECT {inserted} AS inserted, {reserved_column} AS reserved
-        """,
+        WITH cart_unchanged AS MATERIALIZED ({cart}),
+        {locked},
+        attempt_inserted AS ({attempt}),
+        {stock_taken(p, inserted)}
+        SELECT EXISTS (SELECT 1 FROM cart_unchanged) AS cart_unchanged,
+               {no_live} AS no_live_attempt,
+               {inserted} AS inserted, {reserved_column} AS reserved
+        """,  # noqa: S608 - composed of fixed parts around placeholders, no values
         *p.values,
     )
     assert row is not None
-    return row["inserted"], row["reserved"]
-
-
-async def confirm_attempt(tx: Connection, *, attempt_id: UUID, payment_ref: str | None) -> bool:
-    """`reserved` → `confirmed`; False when it is no longer reserved (the sweeper won)."""
-    result: str = await tx.execute(
-        """
-        UPDATE checkout_attempts
-        SET status = 'confirmed', payment_ref = $2, updated_at = now()
-        WHERE id = $1 AND status = 'reserved'
-        """,
-        attempt_id,
-        payment_ref,
-    )
-    return result == "UPDATE 1"
+    return row
 
 
 async def confirm_with(

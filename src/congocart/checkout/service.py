@@ -43,6 +43,7 @@ from congocart.carts.domain import CartOwner
 from congocart.catalog import service as catalog
 from congocart.checkout import repository
 from congocart.checkout.domain import (
+    RESERVATION_MARGIN,
     RESERVATION_TTL,
     ReservedAttempt,
     ShippingAddress,
@@ -139,51 +140,29 @@ async def check_out(
     """
     now = datetime.now(UTC)
 
-    # 1. Reserve.
-    claim: idempotency.Claim | None = None
+    # 1. Reserve. The key is claimed first, on its own: from then on a request
+    # with the same key sees it in flight, and every way out of this step
+    # either stores a final answer under it or gives it back.
+    claimed, read = await _claim(conn, call=call, cart_id=request.cart_id)
+    if isinstance(claimed, idempotency.StoredResponse):
+        return CheckoutResponse(claimed.status, claimed.body, replayed=True)
+    claim = claimed
     try:
-        async with conn.transaction():
-            # One statement when the key is new (the usual case): the key claimed,
-            # then the cart locked and read with its lines and their variants.
-            first = await repository.claim_and_lock(
-                conn,
-                claim_key=lambda p: idempotency.claim_sql(
-                    p,
-                    scope=call.scope,
-                    key=call.key,
-                    request_hash=call.request_hash,
-                    lease=RESERVATION_TTL,
-                ),
-                lock_cart=lambda p: carts.checkout_lock_sql(p, cart_id=request.cart_id),
-            )
-            locked = None
-            if first["claimed_until"] is not None:
-                claim = idempotency.Claim(
-                    call.scope, call.key, call.request_hash, first["claimed_until"], took_over=False
+        reservation = await _reserve_unlocked(
+            conn, claim=claim, read=read, request=request, tax_rates=tax_rates, now=now
+        )
+        if reservation is None:
+            async with conn.transaction():
+                reservation = await _reserve(
+                    conn, claim=claim, request=request, tax_rates=tax_rates, now=now
                 )
-                locked = first
-            else:
-                # Someone holds or held the key: replay, refuse or take it over.
-                claimed = await idempotency.claim(
-                    conn,
-                    scope=call.scope,
-                    key=call.key,
-                    request_hash=call.request_hash,
-                    lease=RESERVATION_TTL,
-                )
-                if isinstance(claimed, idempotency.StoredResponse):
-                    return CheckoutResponse(claimed.status, claimed.body, replayed=True)
-                claim = claimed
-            reservation = await _reserve(
-                conn, claim=claim, request=request, tax_rates=tax_rates, now=now, locked=locked
-            )
-    except CongoError as exc:
-        if claim is not None and _is_final(exc):
-            # The transaction rolled back (nothing reserved, nothing claimed); the
-            # answer is stored on its own so that this key keeps giving it.
-            await idempotency.store_response(
+    except Exception as exc:
+        if isinstance(exc, CongoError) and _is_final(exc):
+            await idempotency.complete(
                 conn, claim, status=exc.status_code, body=problem_document(exc)
             )
+        else:
+            await idempotency.release(conn, claim)
         raise
     attempt = reservation.attempt
 
@@ -252,6 +231,116 @@ async def check_out(
     return CheckoutResponse(201, body, replayed=False)
 
 
+async def _claim(
+    conn: Connection, *, call: IdempotentCall, cart_id: UUID
+) -> tuple[idempotency.Claim | idempotency.StoredResponse, Any]:
+    """Claim the key (committed at once), and read the cart in the same statement.
+
+    A key held or used before is settled by `idempotency.claim` in a short
+    transaction of its own (replayed, refused, or taken over).
+    """
+    first = await repository.claim_and_read(
+        conn,
+        claim_key=lambda p: idempotency.claim_sql(
+            p,
+            scope=call.scope,
+            key=call.key,
+            request_hash=call.request_hash,
+            lease=RESERVATION_TTL,
+        ),
+        read_cart=lambda p: carts.checkout_read_sql(p, cart_id=cart_id),
+    )
+    if first["claimed_until"] is not None:
+        claim = idempotency.Claim(
+            call.scope, call.key, call.request_hash, first["claimed_until"], took_over=False
+        )
+        return claim, first
+    async with conn.transaction():
+        claimed = await idempotency.claim(
+            conn,
+            scope=call.scope,
+            key=call.key,
+            request_hash=call.request_hash,
+            lease=RESERVATION_TTL,
+        )
+    return claimed, first
+
+
+def _new_attempt(cart: carts.CheckoutCart) -> ReservedAttempt:
+    attempt_id = uuid4()
+    return ReservedAttempt(
+        id=attempt_id,
+        cart_id=cart.cart_id,
+        payment_key=payment_key_for(attempt_id),
+        lines=cart.quantities,
+        amount=cart.totals.total,
+        coupon_code=None if cart.coupon is None else cart.coupon.code,
+    )
+
+
+async def _reserve_unlocked(
+    conn: Connection,
+    *,
+    claim: idempotency.Claim,
+    read: Any,
+    request: CheckoutRequest,
+    tax_rates: Mapping[str, Decimal] | None,
+    now: datetime,
+) -> _Reservation | None:
+    """The usual reservation, without a transaction: the cart as `_claim` read
+    it is checked, then one statement inserts the attempt and takes its stock
+    if the cart is still at the version checked and has no live attempt.
+
+    None when that does not apply (a coupon, whose redemption is taken between
+    the attempt and the stock; a cart changed since the read; a live attempt):
+    then `_reserve` does it under the cart's lock. Raises the cart's errors and
+    `OutOfStock` (nothing reserved).
+    """
+    cart = await carts.cart_for_checkout(
+        conn,
+        read,
+        owner=request.owner,
+        country=request.shipping_address.country,
+        shipping_method=request.shipping_method,
+        now=now,
+        email=request.email,
+        tax_rates=tax_rates,
+    )
+    attempt = _new_attempt(cart)
+    if attempt.coupon_code is not None:
+        return None
+    row = await repository.reserve_if_unchanged(
+        conn,
+        cart_unchanged=lambda p: carts.unchanged_sql(p, cart_id=cart.cart_id, version=cart.version),
+        attempt_id=attempt.id,
+        cart_id=attempt.cart_id,
+        idempotency_key=claim.key,
+        payment_key=attempt.payment_key,
+        lines=attempt.lines,
+        amount=attempt.amount,
+        expires_at=_expiry(claim),
+        stock_locked=lambda p, only_if: catalog.reserve_stock_lock_sql(
+            p, lines=attempt.lines, only_if=only_if
+        ),
+        stock_taken=catalog.reserve_stock_take_sql,
+        all_available=catalog.RESERVE_STOCK_AVAILABLE,
+        reserved_column=catalog.RESERVE_STOCK_OUTCOME,
+    )
+    if not (row["cart_unchanged"] and row["no_live_attempt"]):
+        return None
+    # Nothing was inserted or taken when a line is short.
+    catalog.reserved_or_raise(attempt.lines, row["reserved"])
+    if not row["inserted"]:  # an attempt was inserted after the statement's snapshot
+        return None
+    return _Reservation(cart=cart, attempt=attempt)
+
+
+def _expiry(claim: idempotency.Claim) -> datetime:
+    """A reservation expires a moment before its key's lease: a request can take
+    a crashed request's key over only once its reservation may be released."""
+    return claim.lease_until - RESERVATION_MARGIN
+
+
 async def _reserve(
     tx: Connection,
     *,
@@ -259,8 +348,8 @@ async def _reserve(
     request: CheckoutRequest,
     tax_rates: Mapping[str, Decimal] | None,
     now: datetime,
-    locked: Any,
 ) -> _Reservation:
+    """The reservation under the cart's lock, in the caller's transaction."""
     cart = await carts.lock_cart_for_checkout(
         tx,
         cart_id=request.cart_id,
@@ -270,51 +359,19 @@ async def _reserve(
         now=now,
         email=request.email,
         tax_rates=tax_rates,
-        locked=locked,
     )
-    attempt_id = uuid4()
-    attempt = ReservedAttempt(
-        id=attempt_id,
-        cart_id=cart.cart_id,
-        payment_key=payment_key_for(attempt_id),
-        lines=cart.quantities,
-        amount=cart.totals.total,
-        coupon_code=None if cart.coupon is None else cart.coupon.code,
-    )
-    if attempt.coupon_code is None:
-        # The common case in one statement: the attempt, then (only if it was
-        # inserted) the stock, in the lock order.
-        inserted, reserved = await repository.insert_attempt_reserving(
-            tx,
-            attempt_id=attempt.id,
-            cart_id=attempt.cart_id,
-            idempotency_key=claim.key,
-            payment_key=attempt.payment_key,
-            lines=attempt.lines,
-            amount=attempt.amount,
-            ttl=RESERVATION_TTL,
-            stock_reserved=lambda p, only_if: catalog.reserve_stock_sql(
-                p, lines=attempt.lines, only_if=only_if
-            ),
-            reserved_column=catalog.RESERVE_STOCK_OUTCOME,
-        )
-        if inserted:
-            catalog.reserved_or_raise(attempt.lines, reserved)
-            return _Reservation(cart=cart, attempt=attempt)
-    elif await _insert_attempt(tx, claim=claim, attempt=attempt):
-        await promotions.reserve_redemption(tx, code=attempt.coupon_code)
-        await catalog.reserve_stock(tx, lines=attempt.lines)
-        return _Reservation(cart=cart, attempt=attempt)
-    # The cart has a live attempt. If it expired (its checkout crashed),
-    # release it here rather than make the customer wait for the sweeper.
-    stale = await repository.lock_expired_attempt_of_cart(tx, cart_id=cart.cart_id)
-    if stale is None:
-        if claim.took_over:
-            raise IdempotencyKeyInFlight()
-        raise CheckoutInProgress()
-    await _release(tx, [stale], void_after=timedelta(0))
-    inserted = await _insert_attempt(tx, claim=claim, attempt=attempt)
-    assert inserted, "the only live attempt of a locked cart was just released"
+    attempt = _new_attempt(cart)
+    if not await _insert_attempt(tx, claim=claim, attempt=attempt):
+        # The cart has a live attempt. If it expired (its checkout crashed),
+        # release it here rather than make the customer wait for the sweeper.
+        stale = await repository.lock_expired_attempt_of_cart(tx, cart_id=cart.cart_id)
+        if stale is None:
+            if claim.took_over:
+                raise IdempotencyKeyInFlight()
+            raise CheckoutInProgress()
+        await _release(tx, [stale], void_after=timedelta(0))
+        inserted = await _insert_attempt(tx, claim=claim, attempt=attempt)
+        assert inserted, "the only live attempt of a locked cart was just released"
     if attempt.coupon_code is not None:
         await promotions.reserve_redemption(tx, code=attempt.coupon_code)
     await catalog.reserve_stock(tx, lines=attempt.lines)
@@ -333,10 +390,7 @@ async def _insert_attempt(
         lines=attempt.lines,
         amount=attempt.amount,
         coupon_code=attempt.coupon_code,
-        # As long as the key's lease, which was taken a moment earlier in this
-        # transaction but from the clock, not the transaction's start: the
-        # reservation always expires first.
-        ttl=RESERVATION_TTL,
+        expires_at=_expiry(claim),
     )
 
 
