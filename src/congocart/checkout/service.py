@@ -4,27 +4,35 @@
 must sit *between* two of them, outside both, so the request boundary hands it
 a connection that is not in a transaction. Everything else here takes `tx`.
 
-1. Reserve (transaction A, short): claim the Idempotency-Key (or answer what
-   an earlier request with it decided), lock the cart and take its snapshot,
+1. Reserve. Claim the Idempotency-Key (or answer what an earlier request
+   with it decided) and read the cart, in one statement that commits the
+   claim at once; check and price the cart as read; then, in one statement,
    insert a `reserved` checkout attempt (one live attempt per cart, by a
-   unique index), take the coupon's redemption and the stock (conditional
-   updates under SKU-ordered row locks). A business error rolls all of it
-   back and is then stored under the key, so the same key replays it.
+   unique index) and take its stock (conditional updates under SKU-ordered
+   row locks), only if the cart is still at the version checked. With a
+   coupon, a cart changed meanwhile or a live attempt, the same is done in a
+   short transaction under the cart's lock, coupon redemption included. A
+   business error reserves nothing and is stored under the key, so the same
+   key replays it; any other failure gives the key back.
 2. Charge the card under the attempt's own payment key, with no transaction
    open and no row locked.
-3. Confirm (transaction B): close the cart, move the attempt `reserved` →
+3. Confirm (one transaction): close the cart, move the attempt `reserved` →
    `confirmed` (a conditional update: if the sweeper released it first, the
-   charge is voided instead), write the paid order, the coupon redemption and
-   the sale, and store the 201 under the key. Or, when the payment failed,
-   release: stock and coupon back, attempt `released`, cart untouched.
+   charge is voided instead), write the paid order and the sale (these four
+   in one statement), the coupon redemption, and store the 201 under the key.
+   Or, when the payment failed, release: stock and coupon back, attempt
+   `released`, cart untouched.
 
 Row locks are always taken in one order, by reservations, confirmations and
-the sweeper alike: idempotency key, cart, attempt, coupon, variants (by SKU).
+the sweeper alike: cart, attempt, coupon, variants (by SKU); the reservation
+without a coupon locks the variants before it inserts the attempt, which
+never waits on another attempt (see `repository.reserve_if_unchanged`).
 
 A crash anywhere leaves at worst a `reserved` attempt and an in-flight key,
-both with the same expiry: `release_expired_reservations` (a periodic job)
-gives the stock and coupon back and queues a void of any charge made under
-the attempt's payment key; a retry with the same key takes the key over.
+the attempt expiring a moment before the key's lease:
+`release_expired_reservations` (a periodic job) gives the stock and coupon
+back and queues a void of any charge made under the attempt's payment key; a
+retry with the same key takes the key over.
 """
 
 from __future__ import annotations
