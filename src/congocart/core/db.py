@@ -7,7 +7,7 @@ commit transactions; services receive the connection and never commit.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
@@ -77,12 +77,12 @@ class Database:
             await self._pool.close()
             self._pool = None
 
-    @asynccontextmanager
-    async def acquire(self) -> AsyncIterator[Connection]:
+    def acquire(self) -> AbstractAsyncContextManager[Connection]:
+        """A pooled connection for an `async with` block (asyncpg's own context
+        manager: no generator of ours around it on every request)."""
         if self._pool is None:
             raise RuntimeError("Database.connect() was not called")
-        async with self._pool.acquire() as conn:
-            yield conn
+        return self._pool.acquire()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
