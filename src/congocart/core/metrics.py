@@ -22,9 +22,19 @@ JOBS = Counter(
 )
 
 
+# The labelled children per (method, route, status), looked up once: `labels()`
+# checks and locks on every call, and this runs on every request. Bounded like
+# the labels themselves.
+_REQUEST_CHILDREN: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
-    REQUESTS.labels(method, route, str(status)).inc()
-    LATENCY.labels(method, route).observe(seconds)
+    children = _REQUEST_CHILDREN.get((method, route, status))
+    if children is None:
+        children = (REQUESTS.labels(method, route, str(status)), LATENCY.labels(method, route))
+        _REQUEST_CHILDREN[(method, route, status)] = children
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def render() -> tuple[bytes, str]:

@@ -6,9 +6,10 @@ Written as plain ASGI middleware so it sees every response, including the
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Container
 
 import structlog
@@ -21,6 +22,8 @@ from congocart.core.errors import problem_response, unexpected_problem
 log = structlog.get_logger("congocart.http")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_READ_HEADERS = frozenset({b"x-request-id", b"content-length", b"content-type"})
+_UNLOGGED_ROUTES = frozenset({"/metrics", "/healthz", "/readyz"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
@@ -37,9 +40,14 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
 
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        # Only the headers this wrapper reads: it runs on every request.
+        headers: dict[str, str] = {}
+        for name, value in scope["headers"]:
+            name = name.lower()
+            if name in _READ_HEADERS:
+                headers[name.decode("latin-1")] = value.decode("latin-1")
         sent_id = headers.get("x-request-id", "")
-        request_id = sent_id if _REQUEST_ID.match(sent_id) else uuid.uuid4().hex
+        request_id = sent_id if _REQUEST_ID.match(sent_id) else os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = request_id
         request = Request(scope)
         started = time.perf_counter()
@@ -59,7 +67,7 @@ class RequestContextMiddleware:
         rejection = self._reject_early(scope, headers, request)
         if rejection is not None:
             await rejection(scope, receive, send_with_id)
-            self._observe(scope, request, status_holder["status"], started)
+            self._observe(scope, request_id, status_holder["status"], started)
             return
 
         if scope["method"] in _BODY_METHODS and "content-length" not in headers:
@@ -68,7 +76,7 @@ class RequestContextMiddleware:
             body = await self._read_limited(receive)
             if body is None:
                 await self._too_large(request)(scope, receive, send_with_id)
-                self._observe(scope, request, 413, started)
+                self._observe(scope, request_id, 413, started)
                 return
             receive = _replay(body, receive)
 
@@ -81,7 +89,7 @@ class RequestContextMiddleware:
                 await response(scope, receive, send_with_id)
         finally:
             structlog.contextvars.unbind_contextvars("request_id")
-            self._observe(scope, request, status_holder["status"], started)
+            self._observe(scope, request_id, status_holder["status"], started)
 
     def _reject_early(
         self, scope: Scope, headers: dict[str, str], request: Request
@@ -139,18 +147,19 @@ class RequestContextMiddleware:
             detail=f"The body may be at most {self.max_body_bytes} bytes.",
         )
 
-    def _observe(self, scope: Scope, request: Request, status: int, started: float) -> None:
+    def _observe(self, scope: Scope, request_id: str, status: int, started: float) -> None:
         elapsed = time.perf_counter() - started
         route = _route_template(scope)
         metrics.observe_request(scope["method"], route, status, elapsed)
-        if route not in ("/metrics", "/healthz", "/readyz"):
+        # The level check first: a filtered-out call still builds its arguments.
+        if route not in _UNLOGGED_ROUTES and log.is_enabled_for(logging.INFO):
             log.info(
                 "request",
                 method=scope["method"],
                 route=route,
                 status=status,
                 duration_ms=round(elapsed * 1000, 2),
-                request_id=request.state.request_id,
+                request_id=request_id,
             )
 
 
