@@ -214,3 +214,40 @@ async def test_a_checkout_that_waited_for_the_carts_lock_orders_the_lines_added_
     async with committed_db.acquire() as conn:
         assert await stock_of(conn, second) == (8, 0)
         assert await orders_of(conn, cart.id) == 1
+
+
+async def test_an_attempt_committed_while_a_checkout_waited_for_the_cart_is_409_in_progress(
+    committed_client: httpx.AsyncClient, committed_db: Database
+) -> None:
+    """The reservation's snapshot saw no live attempt; one was committed before it
+    got the cart's lock. It neither reserves nor calls that out of stock."""
+    async with committed_db.transaction() as tx:
+        sku = await new_sku(tx, stock=10)
+        cart = await new_cart(tx, lines={sku: 1})
+
+    async with committed_db.transaction() as tx:
+        await tx.execute("SELECT 1 FROM carts WHERE id = $1 FOR UPDATE", cart.id)
+        checkout = asyncio.create_task(
+            committed_client.post(
+                cart.checkout_path, json=checkout_body(), headers=cart.checkout_headers(new_key())
+            )
+        )
+        await asyncio.sleep(0.3)  # its reservation statement now waits for the cart
+        assert not checkout.done()
+        # Another checkout's attempt, committed with the lock's release.
+        await tx.execute(
+            """
+            INSERT INTO checkout_attempts (id, cart_id, idempotency_key, payment_key,
+                                           reserved_lines, amount_minor, currency, expires_at)
+            VALUES (gen_random_uuid(), $1, 'other', 'checkout:other', '[]', 100, 'USD',
+                    now() + interval '3 minutes')
+            """,
+            cart.id,
+        )
+    response = await checkout
+
+    assert (response.status_code, response.json()["code"]) == (409, "checkout_in_progress")
+    async with committed_db.acquire() as conn:
+        assert await stock_of(conn, sku) == (10, 0)
+        assert await orders_of(conn, cart.id) == 0
+        assert await charges_of(conn, cart.id) == (0, 0, 0)

@@ -152,8 +152,8 @@ async def reserve_if_unchanged(
     So the attempt exists exactly when its stock is taken. The attempt insert
     never waits on another attempt: the cart's lock keeps other checkouts of
     the cart out, and a live attempt seen in the statement's snapshot stops it
-    at step 1. Returns `cart_unchanged`, `no_live_attempt`, `inserted` and the
-    `reserved_column` (as `reserved`).
+    at step 1. Returns `cart_unchanged`, `no_live_attempt`, `all_available`,
+    `inserted` and the `reserved_column` (as `reserved`).
     """
     p = Params()
     cart = cart_unchanged(p)
@@ -183,6 +183,7 @@ async def reserve_if_unchanged(
         {stock_taken(p, inserted)}
         SELECT EXISTS (SELECT 1 FROM cart_unchanged) AS cart_unchanged,
                {no_live} AS no_live_attempt,
+               {all_available} AS all_available,
                {inserted} AS inserted, {reserved_column} AS reserved
         """,  # noqa: S608 - composed of fixed parts around placeholders, no values
         *p.values,

@@ -336,10 +336,14 @@ async def _reserve_unlocked(
     )
     if not (row["cart_unchanged"] and row["no_live_attempt"]):
         return None
-    # Nothing was inserted or taken when a line is short.
-    catalog.reserved_or_raise(attempt.lines, row["reserved"])
-    if not row["inserted"]:  # an attempt was inserted after the statement's snapshot
+    if not row["inserted"]:
+        if not row["all_available"]:
+            # A line is short: nothing was inserted or taken; say which.
+            catalog.reserved_or_raise(attempt.lines, row["reserved"])
+        # Every line was there, but another checkout's attempt for the cart was
+        # committed after this statement's snapshot: settle it under the lock.
         return None
+    catalog.reserved_or_raise(attempt.lines, row["reserved"])
     return _Reservation(cart=cart, attempt=attempt)
 
 
