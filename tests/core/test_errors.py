@@ -93,6 +93,15 @@ async def test_malformed_json_is_400(probe_client: httpx.AsyncClient) -> None:
     assert_problem(response, 400, "malformed_json")
 
 
+async def test_a_json_body_that_is_not_utf8_is_400_malformed_json(
+    probe_client: httpx.AsyncClient,
+) -> None:
+    response = await probe_client.post(
+        "/probe/widgets", content=b'{"name": "\xff"}', headers={"content-type": "application/json"}
+    )
+    assert_problem(response, 400, "malformed_json")
+
+
 async def test_unknown_fields_are_rejected_with_field_errors(
     probe_client: httpx.AsyncClient,
 ) -> None:

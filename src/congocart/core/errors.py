@@ -236,6 +236,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         detail = "No resource at this address."
     elif status == 405:
         detail = f"The {request.method} method is not allowed here."
+    elif status == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+        # A JSON body that is not UTF-8: FastAPI's generic "error parsing the body".
+        code, detail = MalformedJSON.code, MalformedJSON.default_detail
     return problem_response(request, status=status, code=code, detail=detail, headers=exc.headers)
 
 
