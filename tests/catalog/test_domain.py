@@ -3,16 +3,19 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from congocart.catalog.demo import demo_product
 from congocart.catalog.domain import (
+    AVAILABLE_HOLE,
     SKU_PATTERN,
     SLUG_PATTERN,
     NewProduct,
     NewVariant,
+    PageTemplate,
     StockLevel,
     is_uuid,
     search_prefix_query,
@@ -110,3 +113,25 @@ def test_demo_products_are_deterministic_distinct_and_valid() -> None:
     assert all(re.fullmatch(SLUG_PATTERN, p.slug) for p in products)
     assert {len(p.variants) for p in products} == {1, 2, 3}
     assert all(v.stock > 0 and v.price_minor > 0 for p in products for v in p.variants)
+
+
+@given(names=st.lists(st.text(), min_size=1, max_size=5), counts=st.data())
+def test_a_page_template_puts_each_stock_count_in_its_own_variant(
+    names: list[str], counts: st.DataObject
+) -> None:
+    hole = orjson.Fragment(AVAILABLE_HOLE)
+    page = {"items": [{"name": name, "available": hole} for name in names]}
+    template = PageTemplate.of(
+        orjson.dumps(page), revision=7, skus=[f"SKU-{i}" for i in range(len(names))]
+    )
+    available = counts.draw(
+        st.lists(st.integers(0, 10**9), min_size=len(names), max_size=len(names))
+    )
+    # Whatever the text (control characters included), only the holes take counts.
+    assert orjson.loads(template.fill(available)) == {
+        "items": [{"name": n, "available": a} for n, a in zip(names, available, strict=True)]
+    }
+    with pytest.raises(ValueError, match="stock counts"):
+        template.fill([*available, 1])
+    with pytest.raises(ValueError, match="holes"):
+        PageTemplate.of(orjson.dumps(page), revision=7, skus=["one too many", *names])

@@ -31,7 +31,7 @@ from congocart.catalog.schemas import ProductRead
 from congocart.core.db import Connection
 from congocart.core.money import Money
 from congocart.core.pagination import InvalidCursor
-from congocart.core.responses import json_bytes
+from congocart.core.rendering import json_bytes
 from tests.catalog.conftest import MakeProduct, logged_statements, unique
 
 

@@ -26,7 +26,7 @@ from congocart.config import Settings
 from congocart.core.db import Conn, Tx, get_database
 from congocart.core.errors import problem_responses
 from congocart.core.pagination import SHORT_LIST, Cursor, Limit
-from congocart.core.responses import json_response
+from congocart.core.responses import json_body, json_response
 from congocart.identity.dependencies import AdminUser, StaffUser
 
 router = APIRouter(tags=["catalog"])
@@ -45,6 +45,14 @@ def _shop_currency(request: Request) -> str:
 
 # The contract's name for the path parameter (`/admin/products/{id}`).
 ProductIdParam = Annotated[str, Path(alias="id", description="The product's id.")]
+
+
+def _product_pages(request: Request) -> service.ProductPages:
+    """This process's cache of rendered product list pages (see the service)."""
+    pages: service.ProductPages | None = getattr(request.app.state, "product_pages", None)
+    if pages is None:
+        pages = request.app.state.product_pages = service.ProductPages()
+    return pages
 
 
 def _product_id(value: str) -> UUID:
@@ -80,8 +88,9 @@ async def list_products(
     repeats or skips a product, even while products are being added.
     """
     async with get_database(request).acquire() as conn:
-        page = await service.list_products(
+        body = await service.list_products_json(
             conn,
+            pages=_product_pages(request),
             currency=_shop_currency(request),
             q=q,
             category=category,
@@ -91,7 +100,7 @@ async def list_products(
             limit=limit,
             cursor=cursor,
         )
-    return json_response({"items": page.items, "next_cursor": page.next_cursor})
+    return json_body(body)
 
 
 @router.get("/products/{id_or_slug}", response_model=ProductRead)

@@ -176,6 +176,42 @@ class ProductPage:
     next_cursor: str | None
 
 
+# Marks, in a rendered page, where a variant's `available` goes. A JSON renderer
+# escapes control characters inside strings, so a raw NUL is only ever a hole.
+AVAILABLE_HOLE = b"\x00"
+
+
+@dataclass(frozen=True, slots=True)
+class PageTemplate:
+    """A rendered page with a hole for each variant's `available`, in page order.
+
+    Everything but stock changes only when the catalog revision moves, so a
+    template read at the current revision and filled with live stock is the
+    page as it is now.
+    """
+
+    revision: int
+    skus: tuple[str, ...]
+    pieces: tuple[bytes, ...]  # one more than skus: the text around the holes
+
+    @classmethod
+    def of(cls, rendered: bytes, *, revision: int, skus: Sequence[str]) -> PageTemplate:
+        pieces = tuple(rendered.split(AVAILABLE_HOLE))
+        if len(pieces) != len(skus) + 1:
+            raise ValueError(f"{len(pieces) - 1} holes in the page for {len(skus)} SKUs")
+        return cls(revision=revision, skus=tuple(skus), pieces=pieces)
+
+    def fill(self, available: Sequence[int]) -> bytes:
+        """The page with these stock counts, one per SKU in `skus` order."""
+        if len(available) != len(self.skus):
+            raise ValueError(f"{len(available)} stock counts for {len(self.skus)} SKUs")
+        parts = [self.pieces[0]]
+        for count, piece in zip(available, self.pieces[1:], strict=True):
+            parts.append(b"%d" % count)
+            parts.append(piece)
+        return b"".join(parts)
+
+
 @dataclass(frozen=True, slots=True)
 class ProductFilter:
     """What a storefront listing asks for; prices in minor units of the shop currency."""

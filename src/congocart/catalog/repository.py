@@ -190,12 +190,16 @@ async def archive_product(conn: Connection, product_id: UUID) -> bool:
     return result == "UPDATE 1"
 
 
-async def product_is_live(conn: Connection, product_id: UUID) -> bool:
-    live: bool = await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM products WHERE id = $1 AND archived_at IS NULL)",
+async def lock_live_product(conn: Connection, product_id: UUID) -> bool:
+    """Lock a live product's row for the variant write that follows; False when
+    there is none. (Catalog writes lock the product row before any variant row
+    and the catalog revision last, so two of them never wait on each other in
+    opposite orders.)"""
+    locked = await conn.fetchval(
+        "SELECT 1 FROM products WHERE id = $1 AND archived_at IS NULL FOR NO KEY UPDATE",
         product_id,
     )
-    return live
+    return locked is not None
 
 
 async def update_variant(
@@ -205,14 +209,22 @@ async def update_variant(
     name: str | None,
     price_minor: int | None,
 ) -> UUID | None:
-    """Rename or reprice a variant of a live product; its product's id, or None."""
+    """Rename or reprice a variant of a live product; its product's id, or None.
+
+    The product's row is locked first, as every catalog write does (see
+    `lock_live_product`)."""
     product_id: UUID | None = await conn.fetchval(
         """
+        WITH product AS MATERIALIZED (
+            SELECT p.id FROM variants v JOIN products p ON p.id = v.product_id
+            WHERE v.sku = $1 AND p.archived_at IS NULL
+            FOR NO KEY UPDATE OF p
+        )
         UPDATE variants v
         SET name = coalesce($2, v.name), price_minor = coalesce($3, v.price_minor),
             updated_at = now()
-        FROM products p
-        WHERE v.sku = $1 AND p.id = v.product_id AND p.archived_at IS NULL
+        FROM product
+        WHERE v.sku = $1 AND v.product_id = product.id
         RETURNING v.product_id
         """,
         sku,
@@ -260,10 +272,12 @@ _MAX_PRICE = "min_price_minor <= ${}::bigint"
 # The storefront's reads: one row per variant (a product without variants gets
 # one row of NULLs), its product's columns repeated, in page order. A flat
 # join costs PostgreSQL a fraction of building JSON per product, and the rows
-# become JSON-ready dicts with no model or Decimal in between.
+# become JSON-ready dicts with no model or Decimal in between. Each row also
+# carries the catalog revision the statement saw (see `get_live_stock`).
 _DOCUMENT_COLUMNS = """
     p.id::text, p.slug, p.name, p.description, p.category_slug, p.created_at, p.updated_at,
-    p.sort_key, v.sku, v.name, v.price_minor, v.currency, v.on_hand - v.reserved
+    p.sort_key, v.sku, v.name, v.price_minor, v.currency, v.on_hand - v.reserved,
+    (SELECT revision FROM catalog_revision)
 """
 _DOCUMENT_VARIANTS = "LEFT JOIN variants v ON v.product_id = p.id AND v.archived_at IS NULL"
 _SORT_KEY = {
@@ -281,9 +295,10 @@ async def list_product_documents(
     sort: ProductSort,
     after: tuple[Any, UUID] | None,
     limit: int,
-) -> list[tuple[ProductDocument, Any]]:
+) -> tuple[int | None, list[tuple[ProductDocument, Any]]]:
     """One page of live products with their variants, in one statement; each
-    with the value of its sort column, as a cursor carries it."""
+    with the value of its sort column, as a cursor carries it. Also the catalog
+    revision the page was read at (None for an empty page)."""
     params: list[Any] = []
 
     def param(value: Any) -> int:
@@ -346,13 +361,16 @@ async def get_product_document(
             """,  # noqa: S608 - fixed fragments only
             slug,
         )
-    documents = _product_documents(rows)
+    _, documents = _product_documents(rows)
     return documents[0][0] if documents else None
 
 
-def _product_documents(rows: Sequence[asyncpg.Record]) -> list[tuple[ProductDocument, Any]]:
+def _product_documents(
+    rows: Sequence[asyncpg.Record],
+) -> tuple[int | None, list[tuple[ProductDocument, Any]]]:
     documents: list[tuple[ProductDocument, Any]] = []
     document: ProductDocument | None = None
+    revision: int | None = rows[0][-1] if rows else None
     for (
         product_id,
         slug,
@@ -367,6 +385,7 @@ def _product_documents(rows: Sequence[asyncpg.Record]) -> list[tuple[ProductDocu
         price_minor,
         currency,
         available,
+        _revision,
     ) in rows:
         if document is None or document["id"] != product_id:
             document = {
@@ -389,7 +408,27 @@ def _product_documents(rows: Sequence[asyncpg.Record]) -> list[tuple[ProductDocu
                     "available": available,
                 }
             )
-    return documents
+    return revision, documents
+
+
+async def get_live_stock(conn: Connection, skus: Sequence[str]) -> tuple[int, list[int]]:
+    """The catalog revision and the available stock of these SKUs, in their order,
+    in one statement (one snapshot): the revision moves, in the same transaction,
+    with every change to what a page shows but stock (migration 0005's triggers),
+    so a page read at this revision, with these counts, is the page as it is now.
+    An unknown SKU is left out (it cannot be, at the revision that listed it)."""
+    row = await conn.fetchrow(
+        """
+        SELECT (SELECT revision FROM catalog_revision) AS revision,
+               ARRAY(SELECT v.on_hand - v.reserved
+                     FROM unnest($1::text[]) WITH ORDINALITY AS s(sku, n)
+                     JOIN variants v USING (sku)
+                     ORDER BY s.n) AS available
+        """,
+        list(skus),
+    )
+    assert row is not None
+    return row["revision"], row["available"]
 
 
 async def get_product_view(conn: Connection, product_id: UUID) -> ProductView | None:

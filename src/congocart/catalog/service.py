@@ -9,21 +9,26 @@ reservations can never deadlock.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import orjson
+
 from congocart.catalog import repository
 from congocart.catalog.demo import CATEGORIES, demo_product
 from congocart.catalog.domain import (
+    AVAILABLE_HOLE,
     DEFAULT_VARIANT_NAME,
     SLUG_MAX_LENGTH,
     Category,
     NewProduct,
     NewVariant,
+    PageTemplate,
     ProductChanges,
     ProductDocument,
     ProductFilter,
@@ -54,12 +59,14 @@ from congocart.catalog.errors import (
 from congocart.core.db import Connection, Params
 from congocart.core.money import Money
 from congocart.core.pagination import InvalidCursor, decode_cursor, encode_cursor
+from congocart.core.rendering import json_bytes
 
 __all__ = [
     "COMMIT_STOCK_OUTCOME",
     "RESERVE_STOCK_AVAILABLE",
     "RESERVE_STOCK_OUTCOME",
     "OutOfStock",
+    "ProductPages",
     "SeedResult",
     "VariantSnapshot",
     "add_variant",
@@ -72,6 +79,7 @@ __all__ = [
     "get_variants",
     "list_categories",
     "list_products",
+    "list_products_json",
     "release_stock",
     "reserve_stock",
     "reserve_stock_lock_sql",
@@ -105,6 +113,123 @@ async def list_products(
 ) -> ProductPage:
     """A page of live products. Prices filter and sort on each product's lowest
     variant price (its "from" price), in the shop currency."""
+    listing = _listing(
+        currency=currency,
+        q=q,
+        category=category,
+        min_price=min_price,
+        max_price=max_price,
+        sort=sort,
+        limit=limit,
+        cursor=cursor,
+    )
+    _, page = await _product_page(conn, listing)
+    return page
+
+
+class ProductPages:
+    """This process's rendered product list pages, each tagged with the catalog
+    revision it was read at; the least recently used go beyond `max_pages`."""
+
+    def __init__(self, *, max_pages: int = 1000) -> None:
+        self._templates: OrderedDict[Hashable, PageTemplate] = OrderedDict()
+        self._max_pages = max_pages
+
+    def __len__(self) -> int:
+        return len(self._templates)
+
+    def get(self, key: Hashable) -> PageTemplate | None:
+        template = self._templates.get(key)
+        if template is not None:
+            self._templates.move_to_end(key)
+        return template
+
+    def put(self, key: Hashable, template: PageTemplate) -> None:
+        self._templates[key] = template
+        self._templates.move_to_end(key)
+        while len(self._templates) > self._max_pages:
+            self._templates.popitem(last=False)
+
+
+async def list_products_json(
+    conn: Connection,
+    *,
+    pages: ProductPages,
+    currency: str,
+    q: str | None = None,
+    category: str | None = None,
+    min_price: Decimal | None = None,
+    max_price: Decimal | None = None,
+    sort: ProductSort = ProductSort.NEWEST,
+    limit: int = 20,
+    cursor: str | None = None,
+) -> bytes:
+    """`list_products` as the JSON body of the answer, from `pages` when fresh.
+
+    Fresh means: one statement reads the catalog revision and the live stock of
+    the cached page's SKUs, and the revision is the page's. Every write to what
+    a page shows moves the revision in its own transaction (triggers, migration
+    0005), so once a write is acknowledged no process serves a page from before
+    it; stock is never cached. A stale or missing page costs the full query.
+    """
+    listing = _listing(
+        currency=currency,
+        q=q,
+        category=category,
+        min_price=min_price,
+        max_price=max_price,
+        sort=sort,
+        limit=limit,
+        cursor=cursor,
+    )
+    cached = pages.get(listing)
+    if cached is not None:
+        current, live = await repository.get_live_stock(conn, cached.skus)
+        if current == cached.revision and len(live) == len(cached.skus):
+            return cached.fill(live)
+    revision, page = await _product_page(conn, listing)
+    skus: list[str] = []
+    available: list[int] = []
+    for product in page.items:
+        for variant in product["variants"]:
+            skus.append(variant["sku"])
+            available.append(variant["available"])
+            # A hole in place of the count (see PageTemplate); filled again below.
+            variant["available"] = _HOLE  # type: ignore[typeddict-item]
+    template = PageTemplate.of(
+        json_bytes({"items": page.items, "next_cursor": page.next_cursor}),
+        revision=revision or 0,
+        skus=skus,
+    )
+    if revision is not None:  # an empty page says nothing of the revision
+        pages.put(listing, template)
+    return template.fill(available)
+
+
+_HOLE = orjson.Fragment(AVAILABLE_HOLE)
+
+
+@dataclass(frozen=True, slots=True)
+class _Listing:
+    """A validated product list request; also the key of its page in `ProductPages`."""
+
+    where: ProductFilter
+    sort: ProductSort
+    after: tuple[Any, UUID] | None
+    limit: int
+
+
+def _listing(
+    *,
+    currency: str,
+    q: str | None,
+    category: str | None,
+    min_price: Decimal | None,
+    max_price: Decimal | None,
+    sort: ProductSort,
+    limit: int,
+    cursor: str | None,
+) -> _Listing:
     min_minor = _price_bound(min_price, currency=currency, field="min_price")
     max_minor = _price_bound(max_price, currency=currency, field="max_price")
     if min_minor is not None and max_minor is not None and min_minor > max_minor:
@@ -116,15 +241,21 @@ async def list_products(
         max_price_minor=max_minor,
     )
     after = None if cursor is None else _decode_product_cursor(cursor, sort)
-    listed = await repository.list_product_documents(
-        conn, where=where, sort=sort, after=after, limit=limit + 1
+    return _Listing(where=where, sort=sort, after=after, limit=limit)
+
+
+async def _product_page(conn: Connection, listing: _Listing) -> tuple[int | None, ProductPage]:
+    limit, sort = listing.limit, listing.sort
+    revision, listed = await repository.list_product_documents(
+        conn, where=listing.where, sort=sort, after=listing.after, limit=limit + 1
     )
     next_cursor = None
     if len(listed) > limit:
         last, key = listed[limit - 1]
         encoded_key = key.isoformat() if isinstance(key, datetime) else key
         next_cursor = encode_cursor([sort.value, encoded_key, last["id"]])
-    return ProductPage(items=[document for document, _ in listed[:limit]], next_cursor=next_cursor)
+    page = ProductPage(items=[document for document, _ in listed[:limit]], next_cursor=next_cursor)
+    return revision, page
 
 
 def _price_bound(value: Decimal | None, *, currency: str, field: str) -> int | None:
@@ -241,7 +372,7 @@ async def add_variant(
     actor_id: UUID | None,
 ) -> ProductView:
     _require_currency(variant.price, currency=currency, field="price.currency")
-    if not await repository.product_is_live(tx, product_id):
+    if not await repository.lock_live_product(tx, product_id):
         raise ProductNotFound
     await _insert_variants(tx, product_id=product_id, variants=[variant], actor_id=actor_id)
     await repository.refresh_product(tx, product_id)
