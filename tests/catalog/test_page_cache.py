@@ -42,6 +42,12 @@ class Process:
         body: dict[str, Any] = response.json()
         return body
 
+    async def product(self, id_or_slug: object) -> dict[str, Any]:
+        response = await self.client.get(f"{PRODUCTS}/{id_or_slug}")
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
     def cached_pages(self) -> int:
         return len(self.app.state.product_pages)
 
@@ -122,7 +128,11 @@ async def test_a_cached_page_never_shows_a_price_or_stock_older_than_an_acknowle
                 sku: ("10.00", 10),
                 other: ("20.00", 10),
             }
-        assert process.cached_pages() == 1
+            assert variants_of({"items": [await process.product(product_id)]}) == {
+                sku: ("10.00", 10),
+                other: ("20.00", 10),
+            }
+        assert process.cached_pages() == 1  # the list page (product pages are read whole)
 
     # An admin's price change through one process shows at once in the other's pages.
     repriced = await a.client.patch(
@@ -133,6 +143,7 @@ async def test_a_cached_page_never_shows_a_price_or_stock_older_than_an_acknowle
     assert repriced.status_code == 200, repriced.text
     for process in (b, a):
         assert variants_of(await process.page(category=category))[sku] == ("12.34", 10)
+        assert variants_of({"items": [await process.product(product_id)]})[sku] == ("12.34", 10)
 
     # A stock adjustment through the other one.
     adjusted = await b.client.post(
@@ -143,6 +154,7 @@ async def test_a_cached_page_never_shows_a_price_or_stock_older_than_an_acknowle
     assert adjusted.status_code == 200, adjusted.text
     for process in (a, b):
         assert variants_of(await process.page(category=category))[other] == ("20.00", 7)
+        assert variants_of({"items": [await process.product(product_id)]})[other] == ("20.00", 7)
 
     # A checkout: its reservation, then the sale, move `available`.
     async with committed_db.transaction() as tx:
@@ -153,6 +165,7 @@ async def test_a_cached_page_never_shows_a_price_or_stock_older_than_an_acknowle
     assert bought.status_code == 201, bought.text
     for process in (b, a):
         assert variants_of(await process.page(category=category))[sku] == ("12.34", 8)
+        assert variants_of({"items": [await process.product(product_id)]})[sku] == ("12.34", 8)
 
     # A new product, a renamed one and an archived one.
     added_id, [added] = await new_product(committed_db, category=category, prices=("1.00",))
@@ -168,6 +181,8 @@ async def test_a_cached_page_never_shows_a_price_or_stock_older_than_an_acknowle
     assert archived.status_code == 204
     for process in (a, b):
         assert set(variants_of(await process.page(category=category))) == {added}
+        gone = await process.client.get(f"{PRODUCTS}/{product_id}")
+        assert gone.status_code == 404
 
 
 async def test_readers_racing_writers_never_see_a_write_older_than_one_acknowledged(
