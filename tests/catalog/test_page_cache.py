@@ -16,7 +16,7 @@ import pytest
 from fastapi import FastAPI
 
 from congocart.catalog import service
-from congocart.catalog.domain import NewProduct, NewVariant, ProductChanges
+from congocart.catalog.domain import NewProduct, NewVariant, PageTemplate, ProductChanges
 from congocart.config import Settings
 from congocart.core.db import Connection, Database
 from congocart.core.money import Money
@@ -302,3 +302,25 @@ async def test_concurrent_catalog_writes_on_one_product_never_deadlock(
             await conn.fetchval("SELECT count(*) FROM variants WHERE product_id = $1", product_id)
             == 11
         )
+
+
+def test_the_page_cache_drops_the_least_recently_used_pages_beyond_its_byte_budget() -> None:
+    pages = service.ProductPages(max_bytes=100)
+
+    def page(size: int) -> PageTemplate:
+        return PageTemplate.of(b"x" * size, revision=1, skus=[])
+
+    pages.put("a", page(40))
+    pages.put("b", page(40))
+    assert pages.get("a") is not None  # now the most recently used
+    pages.put("c", page(40))  # 120 bytes: the least recently used goes
+    assert pages.get("b") is None
+    assert pages.get("a") is not None
+    assert pages.get("c") is not None
+    assert pages.bytes_held == 80
+    pages.put("a", page(10))  # replaced, not counted twice
+    assert pages.bytes_held == 50
+    pages.put("huge", page(101))  # larger than the whole budget: never kept
+    assert pages.get("huge") is None
+    assert pages.bytes_held == 50
+    assert len(pages) == 2

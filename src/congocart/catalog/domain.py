@@ -193,13 +193,15 @@ class PageTemplate:
     revision: int
     skus: tuple[str, ...]
     pieces: tuple[bytes, ...]  # one more than skus: the text around the holes
+    size: int  # bytes held, SKUs included
 
     @classmethod
     def of(cls, rendered: bytes, *, revision: int, skus: Sequence[str]) -> PageTemplate:
         pieces = tuple(rendered.split(AVAILABLE_HOLE))
         if len(pieces) != len(skus) + 1:
             raise ValueError(f"{len(pieces) - 1} holes in the page for {len(skus)} SKUs")
-        return cls(revision=revision, skus=tuple(skus), pieces=pieces)
+        size = len(rendered) + sum(len(sku) for sku in skus)
+        return cls(revision=revision, skus=tuple(skus), pieces=pieces, size=size)
 
     def fill(self, available: Sequence[int]) -> bytes:
         """The page with these stock counts, one per SKU in `skus` order."""

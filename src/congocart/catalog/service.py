@@ -129,14 +129,21 @@ async def list_products(
 
 class ProductPages:
     """This process's rendered product list pages, each tagged with the catalog
-    revision it was read at; the least recently used go beyond `max_pages`."""
+    revision it was read at. The least recently used go when the pages hold
+    more than `max_bytes` (a page of 100 products with long descriptions is
+    half a megabyte; the storefront's usual pages are about 11 KB)."""
 
-    def __init__(self, *, max_pages: int = 1000) -> None:
+    def __init__(self, *, max_bytes: int = 32 * 2**20) -> None:
         self._templates: OrderedDict[Hashable, PageTemplate] = OrderedDict()
-        self._max_pages = max_pages
+        self._max_bytes = max_bytes
+        self._bytes = 0
 
     def __len__(self) -> int:
         return len(self._templates)
+
+    @property
+    def bytes_held(self) -> int:
+        return self._bytes
 
     def get(self, key: Hashable) -> PageTemplate | None:
         template = self._templates.get(key)
@@ -145,10 +152,16 @@ class ProductPages:
         return template
 
     def put(self, key: Hashable, template: PageTemplate) -> None:
+        replaced = self._templates.pop(key, None)
+        if replaced is not None:
+            self._bytes -= replaced.size
+        if template.size > self._max_bytes:
+            return
         self._templates[key] = template
-        self._templates.move_to_end(key)
-        while len(self._templates) > self._max_pages:
-            self._templates.popitem(last=False)
+        self._bytes += template.size
+        while self._bytes > self._max_bytes:
+            _, dropped = self._templates.popitem(last=False)
+            self._bytes -= dropped.size
 
 
 async def list_products_json(
