@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+from datetime import UTC, datetime
 from typing import Annotated, Any
+from uuid import UUID
 
 import orjson
 from fastapi import Depends, Query
@@ -31,6 +33,32 @@ def decode_cursor(cursor: str, *, length: int) -> list[Any]:
     if not isinstance(values, list) or len(values) != length:
         raise InvalidCursor
     return values
+
+
+# The instants a cursor may carry: PostgreSQL stores the calendar's very ends as
+# ±infinity, and an offset past either end names no date Python can bind.
+_EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+_LATEST = datetime(9999, 12, 30, tzinfo=UTC)
+
+
+def decode_time_cursor(cursor: str) -> tuple[datetime, UUID]:
+    """A `[timestamp, id]` cursor, as `encode_cursor([at.isoformat(), str(id)])` made it.
+
+    A cursor is client input: well-formed JSON of the wrong types (a number or
+    `false` for the id, a list), a time without a zone or one PostgreSQL cannot
+    take is `InvalidCursor` (400) like any other malformed one, never a 500.
+    """
+    at, row_id = decode_cursor(cursor, length=2)
+    if not isinstance(at, str) or not isinstance(row_id, str):
+        raise InvalidCursor
+    try:
+        moment = datetime.fromisoformat(at)
+        key = UUID(row_id)
+        if moment.tzinfo is None or not _EARLIEST <= moment.astimezone(UTC) <= _LATEST:
+            raise InvalidCursor
+    except (ValueError, OverflowError) as exc:
+        raise InvalidCursor from exc
+    return moment, key
 
 
 Limit = Annotated[int, Query(ge=1, le=100, description="Page size, 1..100.")]
