@@ -614,3 +614,24 @@ async def test_each_state_change_publishes_its_webhook_event(
     ]
     ids = await conn.fetch("SELECT payload->>'id' AS id FROM webhook_deliveries")
     assert len({r["id"] for r in ids}) == len(ids) == 6
+
+
+# Well-formed JSON of the wrong shape, found by tests/fuzz: an id that is a number or
+# false, a time past the calendar's ends once its offset applies. These were 500s.
+HOSTILE_CURSORS = [
+    "WyIyMDI2LTAxLTAxVDAwOjAwOjAwKzAwOjAwIiwgNV0",  # ["2026-01-01T00:00:00+00:00", 5]
+    "WyIwMDAxMTAwMTAwMFoiLCBmYWxzZV0",  # ["00011001000Z", false]
+    # ["0001-01-01T00:00:00+01:00", "00000000-0000-0000-0000-000000000000"]
+    "WyIwMDAxLTAxLTAxVDAwOjAwOjAwKzAxOjAwIiwgIjAwMDAwMDAwLTAwMDAtMDAwMC0wMDAwLTAwMDAwMDAwMDAwMCJd",
+]
+
+
+@pytest.mark.parametrize("cursor", HOSTILE_CURSORS)
+@pytest.mark.parametrize("path", ["/api/v1/orders", "/api/v1/admin/orders"])
+async def test_a_cursor_of_the_wrong_shape_is_400_invalid_cursor(
+    client: httpx.AsyncClient, make_user: MakeUser, path: str, cursor: str
+) -> None:
+    admin = await make_user(roles=("admin",))
+    response = await client.get(path, params={"cursor": cursor}, headers=admin.headers)
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_cursor"

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -35,7 +34,7 @@ from congocart.core import jobs
 from congocart.core.db import Connection, Params
 from congocart.core.errors import Forbidden
 from congocart.core.money import Money
-from congocart.core.pagination import InvalidCursor, decode_cursor, encode_cursor
+from congocart.core.pagination import decode_time_cursor, encode_cursor
 from congocart.orders import repository
 from congocart.orders.domain import (
     Actor,
@@ -319,7 +318,7 @@ async def _page(
     limit: int,
     cursor: str | None,
 ) -> OrderPage:
-    after = None if cursor is None else _decode_cursor(cursor)
+    after = None if cursor is None else decode_time_cursor(cursor)
     orders = await repository.list_orders(
         conn,
         user_id=user_id,
@@ -334,17 +333,6 @@ async def _page(
         last = orders[-1]
         next_cursor = encode_cursor([last.created_at.isoformat(), str(last.id)])
     return OrderPage(items=orders, next_cursor=next_cursor)
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
-    created_at, order_id = decode_cursor(cursor, length=2)
-    try:
-        at = datetime.fromisoformat(created_at)
-        if at.tzinfo is None:
-            raise InvalidCursor
-        return at, UUID(order_id)
-    except (TypeError, ValueError) as exc:
-        raise InvalidCursor from exc
 
 
 # ---------------------------------------------------------------- changing status
