@@ -161,3 +161,22 @@ async def test_a_coupon_window_at_the_ends_of_the_calendar_is_422_not_a_500(
     body = {"code": unique_code(), "percent_off": "10", "starts_at": starts_at, "ends_at": ends_at}
     response = await client.post(URL, json=body, headers=admin.headers)
     assert_problem(response, 422, "validation_failed")
+
+
+# Well-formed JSON of the wrong shape, found by tests/fuzz: an id that is a number or
+# false, a time past the calendar's ends once its offset applies. These were 500s.
+HOSTILE_CURSORS = [
+    "WyIyMDI2LTAxLTAxVDAwOjAwOjAwKzAwOjAwIiwgNV0",  # ["2026-01-01T00:00:00+00:00", 5]
+    "WyIwMDAxMTAwMTAwMFoiLCBmYWxzZV0",  # ["00011001000Z", false]
+    # ["0001-01-01T00:00:00+01:00", "00000000-0000-0000-0000-000000000000"]
+    "WyIwMDAxLTAxLTAxVDAwOjAwOjAwKzAxOjAwIiwgIjAwMDAwMDAwLTAwMDAtMDAwMC0wMDAwLTAwMDAwMDAwMDAwMCJd",
+]
+
+
+@pytest.mark.parametrize("cursor", HOSTILE_CURSORS)
+async def test_a_coupon_list_cursor_of_the_wrong_shape_is_400(
+    client: httpx.AsyncClient, make_user: MakeUser, cursor: str
+) -> None:
+    admin = await make_user(roles=("admin",))
+    response = await client.get(URL, params={"cursor": cursor}, headers=admin.headers)
+    assert_problem(response, 400, "invalid_cursor")

@@ -17,7 +17,7 @@ from uuid import UUID
 from congocart.core.db import Connection
 from congocart.core.errors import ValidationFailed
 from congocart.core.money import Money
-from congocart.core.pagination import InvalidCursor, decode_cursor, encode_cursor
+from congocart.core.pagination import decode_time_cursor, encode_cursor
 from congocart.promotions import repository
 from congocart.promotions.domain import (
     Coupon,
@@ -72,7 +72,7 @@ class CouponPage:
 
 async def list_coupons(conn: Connection, *, limit: int, cursor: str | None) -> CouponPage:
     """Coupons, newest first, with their redemption counts."""
-    after = None if cursor is None else _decode_cursor(cursor)
+    after = None if cursor is None else decode_time_cursor(cursor)
     records = await repository.list_coupons(conn, after=after, limit=limit + 1)
     items = records[:limit]
     next_cursor = None
@@ -80,14 +80,6 @@ async def list_coupons(conn: Connection, *, limit: int, cursor: str | None) -> C
         last = items[-1]
         next_cursor = encode_cursor([last.created_at.isoformat(), str(last.id)])
     return CouponPage(items, next_cursor)
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
-    created_at, coupon_id = decode_cursor(cursor, length=2)
-    try:
-        return datetime.fromisoformat(created_at), UUID(coupon_id)
-    except (TypeError, ValueError) as exc:
-        raise InvalidCursor from exc
 
 
 # ---------------------------------------------------------------- carts
