@@ -120,3 +120,31 @@ async def test_deliveries_are_listed_newest_first_in_pages(
     assert {(i["status"], i["attempt"], i["status_code"]) for i in items} == {("pending", 0, None)}
     bad = await client.get(url, params={"cursor": "%%%"}, headers=admin.headers)
     assert bad.status_code == 400
+
+
+# Well-formed JSON of the wrong shape, found by tests/fuzz: an id that is a number or
+# false, a time past the calendar's ends once its offset applies. These were 500s.
+HOSTILE_CURSORS = [
+    "WyIyMDI2LTAxLTAxVDAwOjAwOjAwKzAwOjAwIiwgNV0",  # ["2026-01-01T00:00:00+00:00", 5]
+    "WyIwMDAxMTAwMTAwMFoiLCBmYWxzZV0",  # ["00011001000Z", false]
+    # ["0001-01-01T00:00:00+01:00", "00000000-0000-0000-0000-000000000000"]
+    "WyIwMDAxLTAxLTAxVDAwOjAwOjAwKzAxOjAwIiwgIjAwMDAwMDAwLTAwMDAtMDAwMC0wMDAwLTAwMDAwMDAwMDAwMCJd",
+]
+
+
+@pytest.mark.parametrize("cursor", HOSTILE_CURSORS)
+async def test_a_deliveries_cursor_of_the_wrong_shape_is_400(
+    client: httpx.AsyncClient, admin: TestUser, cursor: str
+) -> None:
+    hook = await client.post(
+        "/api/v1/admin/webhooks",
+        json={"url": "https://example.com/hooks", "events": ["order.paid"]},
+        headers=admin.headers,
+    )
+    response = await client.get(
+        f"/api/v1/admin/webhooks/{hook.json()['id']}/deliveries",
+        params={"cursor": cursor},
+        headers=admin.headers,
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_cursor"

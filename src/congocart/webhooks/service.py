@@ -24,7 +24,7 @@ import orjson
 
 from congocart.core import jobs
 from congocart.core.db import Connection
-from congocart.core.pagination import InvalidCursor, decode_cursor, encode_cursor
+from congocart.core.pagination import decode_time_cursor, encode_cursor
 from congocart.webhooks import repository
 from congocart.webhooks.domain import (
     EVENTS,
@@ -90,7 +90,7 @@ async def list_deliveries(
     """The webhook's deliveries, newest first; unknown webhook → `WebhookNotFound`."""
     if not await repository.webhook_exists(conn, webhook_id):
         raise WebhookNotFound
-    after = None if cursor is None else _decode_cursor(cursor)
+    after = None if cursor is None else decode_time_cursor(cursor)
     rows = await repository.list_deliveries(
         conn, webhook_id=webhook_id, limit=limit + 1, after=after
     )
@@ -99,17 +99,6 @@ async def list_deliveries(
         rows = rows[:limit]
         next_cursor = encode_cursor([rows[-1].created_at.isoformat(), str(rows[-1].id)])
     return DeliveryPage(items=rows, next_cursor=next_cursor)
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
-    created_at, delivery_id = decode_cursor(cursor, length=2)
-    try:
-        at = datetime.fromisoformat(created_at)
-        if at.tzinfo is None:
-            raise InvalidCursor
-        return at, UUID(delivery_id)
-    except (TypeError, ValueError) as exc:
-        raise InvalidCursor from exc
 
 
 # ---------------------------------------------------------------- the workers' side
