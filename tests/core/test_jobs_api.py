@@ -5,6 +5,7 @@ from __future__ import annotations
 from uuid import UUID, uuid4
 
 import httpx
+import pytest
 
 from congocart.core.db import Connection
 from tests.conftest import MakeUser
@@ -99,3 +100,25 @@ async def test_retrying_a_dead_job_makes_it_pending_and_due_with_fresh_attempts(
     missing = await client.post(f"/api/v1/admin/jobs/{uuid4()}/retry", headers=admin.headers)
     assert missing.status_code == 404
     assert missing.json()["code"] == "job_not_found"
+
+
+# Well-formed JSON of the wrong shape, found by tests/fuzz: an id that is a number or
+# false, a time past the calendar's ends once its offset applies. These were 500s.
+HOSTILE_CURSORS = [
+    "WyIyMDI2LTAxLTAxVDAwOjAwOjAwKzAwOjAwIiwgNV0",  # ["2026-01-01T00:00:00+00:00", 5]
+    "WyIwMDAxMTAwMTAwMFoiLCBmYWxzZV0",  # ["00011001000Z", false]
+    # ["0001-01-01T00:00:00+01:00", "00000000-0000-0000-0000-000000000000"]
+    "WyIwMDAxLTAxLTAxVDAwOjAwOjAwKzAxOjAwIiwgIjAwMDAwMDAwLTAwMDAtMDAwMC0wMDAwLTAwMDAwMDAwMDAwMCJd",
+]
+
+
+@pytest.mark.parametrize("cursor", HOSTILE_CURSORS)
+async def test_a_jobs_cursor_of_the_wrong_shape_is_400(
+    client: httpx.AsyncClient, make_user: MakeUser, cursor: str
+) -> None:
+    admin = await make_user(roles=("admin",))
+    response = await client.get(
+        "/api/v1/admin/jobs", params={"cursor": cursor}, headers=admin.headers
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_cursor"

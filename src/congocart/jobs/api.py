@@ -16,7 +16,7 @@ from congocart.core import jobs as outbox
 from congocart.core.db import Conn, Tx
 from congocart.core.errors import problem_responses
 from congocart.core.jobs import JobStatus
-from congocart.core.pagination import Cursor, InvalidCursor, Limit, decode_cursor, encode_cursor
+from congocart.core.pagination import Cursor, Limit, decode_time_cursor, encode_cursor
 from congocart.core.schemas import Page
 from congocart.identity.dependencies import AdminUser
 from congocart.jobs.errors import JobNotDead, JobNotFound
@@ -28,11 +28,7 @@ router = APIRouter(prefix="/admin/jobs", tags=["admin: jobs"], responses=problem
 def _after(cursor: str | None) -> tuple[datetime, UUID] | None:
     if cursor is None:
         return None
-    updated_at, job_id = decode_cursor(cursor, length=2)
-    try:
-        return datetime.fromisoformat(updated_at), UUID(job_id)
-    except (TypeError, ValueError) as exc:
-        raise InvalidCursor from exc
+    return decode_time_cursor(cursor)
 
 
 @router.get("", response_model=Page[JobRead])
