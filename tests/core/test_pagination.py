@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from congocart.core.pagination import InvalidCursor, decode_time_cursor, encode_cursor
+from congocart.core.pagination import InvalidCursor, cursor_time, decode_time_cursor, encode_cursor
 
 ROW = uuid.uuid4()
 
@@ -50,3 +50,11 @@ def test_a_malformed_time_cursor_is_invalid(values: Any) -> None:
 def test_a_cursor_that_is_no_json_list_is_invalid(cursor: str) -> None:
     with pytest.raises(InvalidCursor):
         decode_time_cursor(cursor)
+
+
+@pytest.mark.parametrize(
+    "value", [5, None, "2026-03-01", "2026-03-01T00:00:00", "0001-01-01T00:00:00+01:00"]
+)
+def test_a_cursor_time_needs_a_zone_and_a_date_postgresql_can_take(value: Any) -> None:
+    with pytest.raises(InvalidCursor):
+        cursor_time(value)

@@ -49,16 +49,25 @@ def decode_time_cursor(cursor: str) -> tuple[datetime, UUID]:
     take is `InvalidCursor` (400) like any other malformed one, never a 500.
     """
     at, row_id = decode_cursor(cursor, length=2)
-    if not isinstance(at, str) or not isinstance(row_id, str):
+    if not isinstance(row_id, str):
         raise InvalidCursor
     try:
-        moment = datetime.fromisoformat(at)
-        key = UUID(row_id)
+        return cursor_time(at), UUID(row_id)
+    except ValueError as exc:
+        raise InvalidCursor from exc
+
+
+def cursor_time(value: Any) -> datetime:
+    """A cursor's timestamp: an RFC 3339 string with a zone, inside PostgreSQL's calendar."""
+    if not isinstance(value, str):
+        raise InvalidCursor
+    try:
+        moment = datetime.fromisoformat(value)
         if moment.tzinfo is None or not _EARLIEST <= moment.astimezone(UTC) <= _LATEST:
             raise InvalidCursor
     except (ValueError, OverflowError) as exc:
         raise InvalidCursor from exc
-    return moment, key
+    return moment
 
 
 Limit = Annotated[int, Query(ge=1, le=100, description="Page size, 1..100.")]
