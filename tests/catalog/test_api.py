@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from congocart.catalog.schemas import ProductList, ProductRead
@@ -641,3 +643,24 @@ async def test_a_page_costs_the_same_statements_whatever_its_size(
         assert all(len(p["variants"]) == 2 for p in response.json()["items"])
         counts.append(len(statements))
     assert counts == [1, 1]
+
+
+@pytest.mark.parametrize(
+    ("sort", "key"),
+    [
+        ("newest", "0001-01-01T00:00:00+01:00"),  # year 0 in UTC: the bind overflowed
+        ("newest", "9999-12-31T23:59:59-01:00"),  # year 10000 in UTC
+        ("name", "a\x00b"),  # PostgreSQL text holds no NUL
+        ("price_asc", 2**63),  # past bigint
+        ("price_desc", 2**63),
+    ],
+)
+async def test_a_product_cursor_postgresql_cannot_take_is_400_not_500(
+    client: httpx.AsyncClient, sort: str, key: object
+) -> None:
+    # Found by tests/fuzz: a hand-made cursor on the public product list was a 500.
+    values = orjson.dumps([sort, key, str(uuid.uuid4())])
+    cursor = base64.urlsafe_b64encode(values).decode().rstrip("=")
+    response = await client.get(PRODUCTS, params={"sort": sort, "cursor": cursor})
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_cursor"

@@ -58,7 +58,7 @@ from congocart.catalog.errors import (
 )
 from congocart.core.db import Connection, Params
 from congocart.core.money import Money
-from congocart.core.pagination import InvalidCursor, decode_cursor, encode_cursor
+from congocart.core.pagination import InvalidCursor, cursor_time, decode_cursor, encode_cursor
 from congocart.core.rendering import json_bytes
 
 __all__ = [
@@ -285,11 +285,13 @@ def _decode_product_cursor(cursor: str, sort: ProductSort) -> tuple[Any, UUID]:
     if sort_name != sort.value or not isinstance(product_id, str):
         raise InvalidCursor
     try:
-        if sort is ProductSort.NEWEST and isinstance(key, str):
-            return datetime.fromisoformat(key), UUID(product_id)
-        if sort is ProductSort.NAME and isinstance(key, str):
+        if sort is ProductSort.NEWEST:
+            return cursor_time(key), UUID(product_id)
+        # PostgreSQL text holds no NUL, and a price key is a bigint.
+        if sort is ProductSort.NAME and isinstance(key, str) and "\x00" not in key:
             return key, UUID(product_id)
-        if sort in (ProductSort.PRICE_ASC, ProductSort.PRICE_DESC) and type(key) is int:
+        prices = (ProductSort.PRICE_ASC, ProductSort.PRICE_DESC)
+        if sort in prices and type(key) is int and -(2**63) <= key < 2**63:
             return key, UUID(product_id)
     except ValueError as exc:
         raise InvalidCursor from exc
