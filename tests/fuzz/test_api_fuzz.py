@@ -288,17 +288,49 @@ def _b64(value: bytes) -> str:
     return base64.urlsafe_b64encode(value).decode().rstrip("=")
 
 
+# What real cursors hold (sort names, times, ids), and just past it.
+cursor_values = st.sampled_from(
+    [
+        "newest",
+        "name",
+        "price_asc",
+        "price_desc",
+        "2024-01-01T00:00:00+00:00",
+        "2024-01-01T00:00:00",
+        "0001-01-01T00:00:00+01:00",
+        "9999-12-31T23:59:59-01:00",
+        "infinity",
+        str(uuid.uuid4()),
+        "a\x00b",
+        2**63,
+        -(2**63),
+    ]
+)
 json_scalars = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(min_value=-(2**70), max_value=2**70),
     st.floats(allow_nan=False, allow_infinity=False),
     st.text(max_size=40),
-    st.sampled_from(["2024-01-01T00:00:00Z", "9999-12-31", "infinity", str(uuid.uuid4())]),
+    # Picked half the time: the values that sit at an edge.
+    cursor_values,
+    cursor_values,
+    cursor_values,
+    cursor_values,
+    cursor_values,
 )
 # Keyset cursors that decode to a list of the right or wrong length, with wrong
 # types inside, and strings that are no cursor at all.
+SORTS = ("newest", "name", "price_asc", "price_desc")
+_ids = st.uuids().map(str)
+# Shaped like the real ones, `[time, id]` and `[sort, key, id]`, one part hostile.
+shaped_cursors = st.one_of(
+    st.tuples(json_scalars, _ids),
+    st.tuples(st.just("2024-01-01T00:00:00+00:00"), json_scalars),
+    st.tuples(st.sampled_from(SORTS), json_scalars, _ids),
+).map(list)
 malformed_cursors = st.one_of(
+    shaped_cursors.map(lambda values: _b64(json.dumps(values).encode())),
     st.lists(json_scalars, max_size=4).map(lambda values: _b64(json.dumps(values).encode())),
     st.dictionaries(st.text(max_size=5), json_scalars, max_size=2).map(
         lambda value: _b64(json.dumps(value).encode())
@@ -597,7 +629,13 @@ async def test_hostile_requests_get_documented_answers_and_never_a_5xx(
         fixed_headers["X-Cart-Token"] = data.draw(st.sampled_from(shop.cart_tokens))
     fixed_query: dict[str, str] = {}
     if "cursor" in {p.name for p in operation.query} and data.draw(st.booleans(), label="bad"):
-        fixed_query["cursor"] = data.draw(malformed_cursors, label="cursor")
+        values = data.draw(st.one_of(shaped_cursors, st.just(None)), label="shaped")
+        if values is None:
+            fixed_query["cursor"] = data.draw(malformed_cursors, label="cursor")
+        else:
+            fixed_query["cursor"] = _b64(json.dumps(values).encode())
+            if "sort" in {p.name for p in operation.query} and values[0] in SORTS:
+                fixed_query["sort"] = values[0]  # a cursor is only read for its own sort
     if source == "examples":
         # The schema's own examples, with real ids and values: valid requests
         # that reach the database, mutated below more often than not.
