@@ -324,3 +324,29 @@ def test_the_page_cache_drops_the_least_recently_used_pages_beyond_its_byte_budg
     assert pages.get("huge") is None
     assert pages.bytes_held == 50
     assert len(pages) == 2
+
+
+async def test_an_empty_result_is_cached_too_and_a_new_match_shows_at_once(
+    client: httpx.AsyncClient, conn: Connection, app: FastAPI
+) -> None:
+    word = f"zq{uuid.uuid4().hex[:8]}"
+
+    async def search() -> tuple[list[str], int]:
+        async with logged_statements(conn) as statements:
+            response = await client.get(PRODUCTS, params={"q": word})
+        assert response.status_code == 200
+        return [p["name"] for p in response.json()["items"]], len(statements)
+
+    assert await search() == ([], 1)
+    assert await search() == ([], 1)  # no scan of the catalog again: the revision only
+    assert len(app.state.product_pages) == 1
+    await service.create_product(
+        conn,
+        product=NewProduct(
+            name=f"Found {word}",
+            variants=[NewVariant(sku=unique("EM").upper(), price=Money.of("1.00", "USD"), stock=1)],
+        ),
+        currency="USD",
+        actor_id=None,
+    )
+    assert await search() == ([f"Found {word}"], 2)

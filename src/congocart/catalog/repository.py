@@ -272,12 +272,11 @@ _MAX_PRICE = "min_price_minor <= ${}::bigint"
 # The storefront's reads: one row per variant (a product without variants gets
 # one row of NULLs), its product's columns repeated, in page order. A flat
 # join costs PostgreSQL a fraction of building JSON per product, and the rows
-# become JSON-ready dicts with no model or Decimal in between. Each row also
-# carries the catalog revision the statement saw (see `get_live_stock`).
+# become JSON-ready dicts with no model or Decimal in between. The last
+# column is the catalog revision the statement saw (see `get_live_stock`).
 _DOCUMENT_COLUMNS = """
     p.id::text, p.slug, p.name, p.description, p.category_slug, p.created_at, p.updated_at,
-    p.sort_key, v.sku, v.name, v.price_minor, v.currency, v.on_hand - v.reserved,
-    (SELECT revision FROM catalog_revision)
+    p.sort_key, v.sku, v.name, v.price_minor, v.currency, v.on_hand - v.reserved
 """
 _DOCUMENT_VARIANTS = "LEFT JOIN variants v ON v.product_id = p.id AND v.archived_at IS NULL"
 _SORT_KEY = {
@@ -295,10 +294,10 @@ async def list_product_documents(
     sort: ProductSort,
     after: tuple[Any, UUID] | None,
     limit: int,
-) -> tuple[int | None, list[tuple[ProductDocument, Any]]]:
+) -> tuple[int, list[tuple[ProductDocument, Any]]]:
     """One page of live products with their variants, in one statement; each
     with the value of its sort column, as a cursor carries it. Also the catalog
-    revision the page was read at (None for an empty page)."""
+    revision the page was read at (an empty page too: one row of NULLs)."""
     params: list[Any] = []
 
     def param(value: Any) -> int:
@@ -330,11 +329,14 @@ async def list_product_documents(
             ORDER BY {_ORDER_BY[sort]}
             LIMIT {int(limit):d}
         )
-        SELECT {_DOCUMENT_COLUMNS}
-        FROM p {_DOCUMENT_VARIANTS}
+        SELECT {_DOCUMENT_COLUMNS}, r.revision
+        FROM (SELECT revision FROM catalog_revision LIMIT 1) AS r
+        LEFT JOIN (p {_DOCUMENT_VARIANTS}) ON true
         ORDER BY p.sort_key {direction}, p.id {direction}, v.position, v.sku
     """  # noqa: S608 - fixed fragments only; every value is a $n parameter
-    return _product_documents(await conn.fetch(sql, *params))
+    revision, documents = _product_documents(await conn.fetch(sql, *params))
+    assert revision is not None  # the revision's row is always there
+    return revision, documents
 
 
 async def get_product_document(
@@ -344,7 +346,7 @@ async def get_product_document(
     if product_id is not None:
         rows = await conn.fetch(
             f"""
-            SELECT {_DOCUMENT_COLUMNS}
+            SELECT {_DOCUMENT_COLUMNS}, NULL::bigint
             FROM (SELECT {_PRODUCT_COLUMNS}, NULL AS sort_key FROM products
                   WHERE id = $1 AND archived_at IS NULL) p {_DOCUMENT_VARIANTS}
             ORDER BY v.position, v.sku
@@ -354,7 +356,7 @@ async def get_product_document(
     else:
         rows = await conn.fetch(
             f"""
-            SELECT {_DOCUMENT_COLUMNS}
+            SELECT {_DOCUMENT_COLUMNS}, NULL::bigint
             FROM (SELECT {_PRODUCT_COLUMNS}, NULL AS sort_key FROM products
                   WHERE slug = $1 AND archived_at IS NULL) p {_DOCUMENT_VARIANTS}
             ORDER BY v.position, v.sku
@@ -387,6 +389,8 @@ def _product_documents(
         available,
         _revision,
     ) in rows:
+        if product_id is None:  # an empty page's row
+            continue
         if document is None or document["id"] != product_id:
             document = {
                 "id": product_id,

@@ -211,11 +211,10 @@ async def list_products_json(
             variant["available"] = _HOLE  # type: ignore[typeddict-item]
     template = PageTemplate.of(
         json_bytes({"items": page.items, "next_cursor": page.next_cursor}),
-        revision=revision or 0,
+        revision=revision,
         skus=skus,
     )
-    if revision is not None:  # an empty page says nothing of the revision
-        pages.put(listing, template)
+    pages.put(listing, template)
     return template.fill(available)
 
 
@@ -257,7 +256,7 @@ def _listing(
     return _Listing(where=where, sort=sort, after=after, limit=limit)
 
 
-async def _product_page(conn: Connection, listing: _Listing) -> tuple[int | None, ProductPage]:
+async def _product_page(conn: Connection, listing: _Listing) -> tuple[int, ProductPage]:
     limit, sort = listing.limit, listing.sort
     revision, listed = await repository.list_product_documents(
         conn, where=listing.where, sort=sort, after=listing.after, limit=limit + 1
