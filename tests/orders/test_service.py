@@ -84,22 +84,24 @@ async def test_create_paid_order_runs_the_same_few_statements_for_1_or_60_lines(
         async with logged_statements(conn) as statements:
             order = await service.create_paid_order(
                 conn,
-                cart_id=parts.cart_id,
-                checkout_attempt_id=parts.attempt_id,
-                user_id=None,
-                email="many@example.com",
-                currency=USD,
-                lines=parts.lines,
-                subtotal=subtotal,
-                discount=Money.zero(USD),
-                shipping=Money.zero(USD),
-                tax=Money.zero(USD),
-                total=subtotal,
-                tax_rate=None,
-                coupon_code=None,
-                shipping_method="standard",
-                shipping_address=ADDRESS,
-                payment=parts.payment,
+                service.paid_order(
+                    cart_id=parts.cart_id,
+                    checkout_attempt_id=parts.attempt_id,
+                    user_id=None,
+                    email="many@example.com",
+                    currency=USD,
+                    lines=parts.lines,
+                    subtotal=subtotal,
+                    discount=Money.zero(USD),
+                    shipping=Money.zero(USD),
+                    tax=Money.zero(USD),
+                    total=subtotal,
+                    tax_rate=None,
+                    coupon_code=None,
+                    shipping_method="standard",
+                    shipping_address=ADDRESS,
+                    payment=parts.payment,
+                ),
             )
         assert len(order.items) == line_count
         counts.append(len(statements))
@@ -150,25 +152,27 @@ async def test_a_second_order_for_the_same_cart_is_refused_by_the_database(
         async with conn.transaction():
             await service.create_paid_order(
                 conn,
-                cart_id=cart_id,
-                checkout_attempt_id=attempt,
-                user_id=None,
-                email="x@example.com",
-                currency=USD,
-                lines=[
-                    OrderLineDraft(sku=i.sku, name=i.name, unit_price=i.unit_price, quantity=1)
-                    for i in order.items
-                ],
-                subtotal=order.subtotal,
-                discount=order.discount,
-                shipping=order.shipping,
-                tax=order.tax,
-                total=order.total,
-                tax_rate=None,
-                coupon_code=None,
-                shipping_method="standard",
-                shipping_address=ADDRESS,
-                payment=PaymentRecord(gateway="sandbox", gateway_ref=None, amount=order.total),
+                service.paid_order(
+                    cart_id=cart_id,
+                    checkout_attempt_id=attempt,
+                    user_id=None,
+                    email="x@example.com",
+                    currency=USD,
+                    lines=[
+                        OrderLineDraft(sku=i.sku, name=i.name, unit_price=i.unit_price, quantity=1)
+                        for i in order.items
+                    ],
+                    subtotal=order.subtotal,
+                    discount=order.discount,
+                    shipping=order.shipping,
+                    tax=order.tax,
+                    total=order.total,
+                    tax_rate=None,
+                    coupon_code=None,
+                    shipping_method="standard",
+                    shipping_address=ADDRESS,
+                    payment=PaymentRecord(gateway="sandbox", gateway_ref=None, amount=order.total),
+                ),
             )
 
 

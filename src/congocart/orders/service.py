@@ -71,27 +71,8 @@ _EVENTS: Mapping[OrderAction, str] = {
 }
 
 
-async def create_paid_order(
-    tx: Connection,
-    *,
-    cart_id: UUID,
-    checkout_attempt_id: UUID,
-    user_id: UUID | None,
-    email: str,
-    currency: str,
-    lines: Sequence[OrderLineDraft],
-    subtotal: Money,
-    discount: Money,
-    shipping: Money,
-    tax: Money,
-    total: Money,
-    tax_rate: Decimal | None,
-    coupon_code: str | None,
-    shipping_method: str,
-    shipping_address: Mapping[str, str],
-    payment: PaymentRecord,
-) -> Order:
-    """Write the paid order checkout confirms, in the caller's transaction.
+async def create_paid_order(tx: Connection, draft: PaidOrderDraft) -> Order:
+    """Write a paid order checked by `paid_order`, in the caller's transaction.
 
     The order (numbered from the sequence), its lines, the captured payment and
     the first event (none → paid, by the owner, or the system for a guest) are
@@ -100,24 +81,6 @@ async def create_paid_order(
     cart raises `asyncpg.UniqueViolationError` (the caller's transaction is
     then aborted: checkout should lock the cart before calling this).
     """
-    draft = paid_order(
-        cart_id=cart_id,
-        checkout_attempt_id=checkout_attempt_id,
-        user_id=user_id,
-        email=email,
-        currency=currency,
-        lines=lines,
-        subtotal=subtotal,
-        discount=discount,
-        shipping=shipping,
-        tax=tax,
-        total=total,
-        tax_rate=tax_rate,
-        coupon_code=coupon_code,
-        shipping_method=shipping_method,
-        shipping_address=shipping_address,
-        payment=payment,
-    )
     return await paid_order_written(tx, draft, await repository.insert_paid_order(tx, draft.row))
 
 
