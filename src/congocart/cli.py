@@ -127,6 +127,9 @@ def seed(
     products: int = typer.Option(
         24, "--products", min=0, max=1_000_000, help="How many demo products to have."
     ),
+    variants: int | None = typer.Option(
+        None, "--variants", min=1, max=3, help="Variants per product (default: 1 to 3 by turns)."
+    ),
 ) -> None:
     """Load a demo catalog (idempotent: products already there are kept)."""
     settings = get_settings()
@@ -138,7 +141,7 @@ def seed(
         try:
             async with conn.transaction():
                 return await catalog.seed_demo_catalog(
-                    conn, products=products, currency=settings.currency
+                    conn, products=products, currency=settings.currency, variants=variants
                 )
         finally:
             await conn.close()

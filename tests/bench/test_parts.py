@@ -15,18 +15,21 @@ from congocart.bench.statements import StatementCount, difference
 
 def test_sql_difference_counts_calls_between_snapshots_and_new_statements_whole() -> None:
     before = {
-        (10, 1, True): StatementCount("SELECT a", 100),
-        (10, 2, True): StatementCount("BEGIN", 5),
+        (10, 1, True): StatementCount("SELECT a", 100, 50.0),
+        (10, 2, True): StatementCount("BEGIN", 5, 1.0),
     }
     after = {
-        (10, 1, True): StatementCount("SELECT a", 130),
-        (10, 2, True): StatementCount("BEGIN", 5),
-        (10, 3, True): StatementCount("INSERT b", 7),
-        (11, 1, True): StatementCount("SELECT a", 3),
+        (10, 1, True): StatementCount("SELECT a", 130, 65.0),
+        (10, 2, True): StatementCount("BEGIN", 5, 1.0),
+        (10, 3, True): StatementCount("INSERT b", 7, 3.5),
+        (11, 1, True): StatementCount("SELECT a", 3, 2.0),
     }
     delta = difference(before, after)
     assert delta.total_calls == 40
-    assert delta.top == [StatementCount("SELECT a", 33), StatementCount("INSERT b", 7)]
+    assert delta.top == [
+        StatementCount("SELECT a", 33, 17.0),
+        StatementCount("INSERT b", 7, 3.5),
+    ]
 
 
 def order(

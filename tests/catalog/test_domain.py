@@ -115,6 +115,17 @@ def test_demo_products_are_deterministic_distinct_and_valid() -> None:
     assert all(v.stock > 0 and v.price_minor > 0 for p in products for v in p.variants)
 
 
+def test_demo_products_can_have_a_fixed_number_of_variants() -> None:
+    for count in (1, 2, 3):
+        products = [demo_product(n, variants=count) for n in range(30)]
+        assert {len(p.variants) for p in products} == {count}
+        # The same products, only their variant lists differ in length.
+        assert [p.slug for p in products] == [demo_product(n).slug for n in range(30)]
+    for bad in (0, 4):
+        with pytest.raises(ValueError, match="1 to 3 variants"):
+            demo_product(0, variants=bad)
+
+
 @given(names=st.lists(st.text(), min_size=1, max_size=5), counts=st.data())
 def test_a_page_template_puts_each_stock_count_in_its_own_variant(
     names: list[str], counts: st.DataObject

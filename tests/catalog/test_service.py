@@ -591,6 +591,13 @@ async def test_seeding_twice_creates_nothing_new(conn: Connection) -> None:
     assert more.products == 6
 
 
+async def test_seeding_with_a_fixed_number_of_variants(conn: Connection) -> None:
+    result = await service.seed_demo_catalog(conn, products=12, currency="USD", variants=3)
+    assert (result.products, result.variants) == (12, 36)
+    per_product = await conn.fetch("SELECT count(*) AS n FROM variants GROUP BY product_id")
+    assert {row["n"] for row in per_product} == {3}
+
+
 async def test_seeded_products_are_browsable_with_their_from_price(conn: Connection) -> None:
     await service.seed_demo_catalog(conn, products=10, currency="USD")
     page = await service.list_products(conn, currency="USD", category="books", limit=100)

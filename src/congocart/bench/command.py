@@ -41,7 +41,8 @@ def bench(
         ",".join(SCENARIOS), help=f"Comma-separated among {', '.join(SCENARIOS)}."
     ),
     workers: int = typer.Option(2, min=1, help="API worker processes."),
-    products: int = typer.Option(10_000, min=10, help="Products seeded (1-3 variants each)."),
+    products: int = typer.Option(10_000, min=10, help="Products seeded."),
+    variants: int = typer.Option(3, min=1, max=3, help="Variants (SKUs) of each product."),
     output: Path = typer.Option(ROOT / "bench" / "results", help="Where results are written."),
     shared_dir: Path = typer.Option(
         ROOT.parent / "shared" / "bench", help="Holds db-limit-schema.sql, db-limit-checkout.sql."
@@ -67,6 +68,7 @@ def bench(
         scenarios=parse_scenarios(scenarios),
         workers=workers,
         products=products,
+        variants=variants,
         output=output,
         shared_dir=shared_dir,
         run_pgbench=pgbench,

@@ -78,6 +78,7 @@ class Options:
     scenarios: tuple[str, ...] = SCENARIOS
     workers: int = 2
     products: int = 10_000
+    variants: int = 3
     output: Path = ROOT / "bench" / "results"
     shared_dir: Path = ROOT.parent / "shared" / "bench"
     run_pgbench: bool = True
@@ -142,7 +143,11 @@ def _prepare_database(options: Options, cluster: BenchCluster, log: Path) -> Non
     say("bench: migrating")
     _run_cli(["migrate"], env=env, log=log)
     say(f"bench: seeding {options.products:,} products")
-    _run_cli(["seed", "--products", str(options.products)], env=env, log=log)
+    _run_cli(
+        ["seed", "--products", str(options.products), "--variants", str(options.variants)],
+        env=env,
+        log=log,
+    )
     asyncio.run(_top_up_stock(cluster.dsn(APP_DATABASE)))
     cluster.psql(APP_DATABASE, command="VACUUM ANALYZE")
     if options.wants_pgbench:
@@ -201,6 +206,7 @@ def run(options: Options) -> int:
             "scenarios": list(options.scenarios),
             "api_workers": options.workers,
             "products": options.products,
+            "variants": options.variants,
             "shared_buffers": options.shared_buffers,
             "profile": options.profile,
         },

@@ -132,6 +132,12 @@ def _row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def _one_line(sql: str, limit: int) -> str:
+    """A statement's text on one line, whitespace squeezed, cut at `limit` characters."""
+    text = " ".join(sql.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def markdown(report: Report) -> str:
     """The results as Markdown: the main table, pgbench, request kinds, invariants."""
     lines = [
@@ -256,6 +262,28 @@ def markdown(report: Report) -> str:
                 mark = "ok" if check.ok else "BROKEN"
                 lines.append(
                     f"- {run.scenario} c{run.concurrency}: {check.name}: {mark} ({check.detail})"
+                )
+    timed = [run for run in report.runs if run.top_statements and run.ops > 0]
+    if timed:
+        lines += ["", "### Where PostgreSQL's time goes (pg_stat_statements, per operation)"]
+        for run in timed:
+            lines += [
+                "",
+                f"{run.scenario} c{run.concurrency}:",
+                "",
+                _row(["statement", "calls/op", "exec µs/op", "µs/call"]),
+                _row(["---", "---:", "---:", "---:"]),
+            ]
+            for stat in sorted(run.top_statements, key=lambda s: -s.exec_ms)[:10]:
+                lines.append(
+                    _row(
+                        [
+                            "`" + _one_line(stat.query, 90).replace("|", "/") + "`",
+                            f"{stat.calls / run.ops:.2f}",
+                            f"{stat.exec_ms * 1000 / run.ops:.0f}",
+                            f"{stat.exec_ms * 1000 / stat.calls:.0f}",
+                        ]
+                    )
                 )
     profiled = [run for run in report.runs if run.profile is not None]
     if profiled:

@@ -20,6 +20,7 @@ StatementKey = tuple[int, int, bool]  # userid, queryid, toplevel
 class StatementCount:
     query: str
     calls: int
+    exec_ms: float = 0.0  # total execution time inside PostgreSQL (planning not included)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +32,8 @@ class StatementDelta:
 async def snapshot(conn: Connection, *, database: str) -> dict[StatementKey, StatementCount]:
     rows = await conn.fetch(
         """
-        SELECT s.userid::bigint AS userid, s.queryid, s.toplevel, s.calls, s.query
+        SELECT s.userid::bigint AS userid, s.queryid, s.toplevel, s.calls,
+               s.total_exec_time AS exec_ms, s.query
         FROM pg_stat_statements s
         JOIN pg_database d ON d.oid = s.dbid
         JOIN pg_roles r ON r.oid = s.userid
@@ -41,7 +43,9 @@ async def snapshot(conn: Connection, *, database: str) -> dict[StatementKey, Sta
         OBSERVER,
     )
     return {
-        (row["userid"], row["queryid"], row["toplevel"]): StatementCount(row["query"], row["calls"])
+        (row["userid"], row["queryid"], row["toplevel"]): StatementCount(
+            row["query"], row["calls"], row["exec_ms"]
+        )
         for row in rows
     }
 
@@ -52,14 +56,20 @@ def difference(
     *,
     top: int = 15,
 ) -> StatementDelta:
-    """Calls made between two snapshots; statements first seen in between count whole."""
-    counts: dict[str, int] = {}
+    """Calls (and their execution time) made between two snapshots; statements
+    first seen in between count whole. `top` ranks by calls."""
+    totals: dict[str, StatementCount] = {}
     for key, stat in after.items():
-        calls = stat.calls - (before[key].calls if key in before else 0)
+        earlier = before.get(key)
+        calls = stat.calls - (earlier.calls if earlier is not None else 0)
         if calls > 0:
-            counts[stat.query] = counts.get(stat.query, 0) + calls
-    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+            exec_ms = stat.exec_ms - (earlier.exec_ms if earlier is not None else 0.0)
+            seen = totals.get(stat.query)
+            if seen is not None:
+                calls, exec_ms = calls + seen.calls, exec_ms + seen.exec_ms
+            totals[stat.query] = StatementCount(stat.query, calls, exec_ms)
+    ranked = sorted(totals.values(), key=lambda count: (-count.calls, count.query))
     return StatementDelta(
-        total_calls=sum(counts.values()),
-        top=[StatementCount(query, calls) for query, calls in ranked[:top]],
+        total_calls=sum(count.calls for count in ranked),
+        top=ranked[:top],
     )

@@ -78,22 +78,28 @@ class DemoProduct:
     variants: tuple[DemoVariant, ...]
 
 
-def demo_product(n: int) -> DemoProduct:
-    """The n-th demo product (n from 0): 1 to 3 variants, prices ending in .99."""
+MAX_VARIANTS = 3
+
+
+def demo_product(n: int, *, variants: int | None = None) -> DemoProduct:
+    """The n-th demo product (n from 0), prices ending in .99: `variants`
+    variants (1 to 3), or when None, 1 to 3 by turns."""
     category, category_title, nouns, variant_names = CATEGORIES[n % len(CATEGORIES)]
     noun = nouns[(n // len(CATEGORIES)) % _NOUNS_PER_CATEGORY]
     adjective = ADJECTIVES[(n // (len(CATEGORIES) * _NOUNS_PER_CATEGORY)) % len(ADJECTIVES)]
     series = n // _DISTINCT_NAMES
     name = f"{adjective} {noun}" + (f" Series {series + 1}" if series else "")
     base_minor = (5 + (n * 7919) % 95) * 100 + 99
-    variants = tuple(
+    if variants is not None and not 1 <= variants <= MAX_VARIANTS:
+        raise ValueError(f"a demo product has 1 to {MAX_VARIANTS} variants")
+    skus = tuple(
         DemoVariant(
             sku=f"DEMO-{n + 1:06d}-{j + 1}",
             name=variant_names[j],
             price_minor=base_minor + j * 300,
             stock=50 + (n * 31 + j * 17) % 150,
         )
-        for j in range(1 + n % 3)
+        for j in range(variants if variants is not None else 1 + n % MAX_VARIANTS)
     )
     return DemoProduct(
         slug=slugify(name),
@@ -103,5 +109,5 @@ def demo_product(n: int) -> DemoProduct:
             f"part of the CongoCart demo catalog."
         ),
         category=category,
-        variants=variants,
+        variants=skus,
     )

@@ -623,15 +623,18 @@ class SeedResult:
     variants: int
 
 
-async def seed_demo_catalog(tx: Connection, *, products: int, currency: str) -> SeedResult:
-    """Load the first `products` demo products (idempotent: existing ones are kept).
+async def seed_demo_catalog(
+    tx: Connection, *, products: int, currency: str, variants: int | None = None
+) -> SeedResult:
+    """Load the first `products` demo products (idempotent: existing ones are kept),
+    each with `variants` variants, or 1 to 3 by turns when None.
 
     Bulk statements, so ten thousand products take seconds.
     """
     for slug, name, _, _ in CATEGORIES:
         await repository.ensure_category(tx, slug=slug, name=name)
-    demo = [demo_product(n) for n in range(products)]
-    variants = [(p.slug, position, v) for p in demo for position, v in enumerate(p.variants)]
+    demo = [demo_product(n, variants=variants) for n in range(products)]
+    rows = [(p.slug, position, v) for p in demo for position, v in enumerate(p.variants)]
     created_products, created_variants = await repository.insert_demo_catalog(
         tx,
         slugs=[p.slug for p in demo],
@@ -639,12 +642,12 @@ async def seed_demo_catalog(tx: Connection, *, products: int, currency: str) -> 
         descriptions=[p.description for p in demo],
         categories=[p.category for p in demo],
         min_prices_minor=[min(v.price_minor for v in p.variants) for p in demo],
-        variant_slugs=[slug for slug, _, _ in variants],
-        skus=[v.sku for _, _, v in variants],
-        variant_names=[v.name for _, _, v in variants],
-        prices_minor=[v.price_minor for _, _, v in variants],
+        variant_slugs=[slug for slug, _, _ in rows],
+        skus=[v.sku for _, _, v in rows],
+        variant_names=[v.name for _, _, v in rows],
+        prices_minor=[v.price_minor for _, _, v in rows],
         currency=currency,
-        stocks=[v.stock for _, _, v in variants],
-        positions=[position for _, position, _ in variants],
+        stocks=[v.stock for _, _, v in rows],
+        positions=[position for _, position, _ in rows],
     )
     return SeedResult(products=created_products, variants=created_variants)
