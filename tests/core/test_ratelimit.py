@@ -51,6 +51,18 @@ async def test_hits_within_the_limit_are_allowed_and_count_down(limiter: RateLim
     }
 
 
+async def test_a_new_window_never_reports_more_than_its_length() -> None:
+    # 1023.5972 + 60 - 1023.5972 is 60.000000000000114 in floating point, which
+    # the RateLimit-Reset header would round up to 61.
+    now = 1023.5972
+    assert (now + 60) - now > 60
+    limiter = MemoryRateLimiter(clock=lambda: now)
+    first = await limiter.hit("ip:f", limit=3, window_seconds=60)
+    assert first.reset_after == 60
+    assert first.headers()["RateLimit-Reset"] == "60"
+    assert (await limiter.peek("ip:f", limit=3, window_seconds=60)).reset_after == 60
+
+
 async def test_a_hit_over_the_limit_is_denied_with_retry_after(limiter: RateLimiter) -> None:
     for _ in range(2):
         await limiter.hit("ip:b", limit=2, window_seconds=30)

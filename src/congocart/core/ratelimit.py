@@ -123,12 +123,14 @@ class MemoryRateLimiter(RateLimiter):
             self._make_room(now)
         count += cost
         self._windows[key] = (count, ends_at)
-        return _decision(count=count, limit=limit, reset_after=ends_at - now, peek=False)
+        # (now + w) - now can round to a hair over w: never report more than the window.
+        reset_after = min(ends_at - now, window_seconds)
+        return _decision(count=count, limit=limit, reset_after=reset_after, peek=False)
 
     async def peek(self, key: str, *, limit: int, window_seconds: float) -> Decision:
         now = self._clock()
         count, ends_at = self._current(key, now)
-        reset_after = ends_at - now if count else window_seconds
+        reset_after = min(ends_at - now, window_seconds) if count else window_seconds
         return _decision(count=count, limit=limit, reset_after=reset_after, peek=True)
 
     async def reset(self, key: str) -> None:
