@@ -187,6 +187,14 @@ def _shipping_and_tax(
     return shipping, rate
 
 
+async def _read_view(
+    conn: Connection, cart: Cart, *, pricing: Pricing, now: datetime | None
+) -> CartView:
+    """`_view` of a cart whose variants were not read yet: reads them first."""
+    variants = await catalog.get_variants(conn, skus=cart.skus) if cart.items else {}
+    return await _view(conn, cart, variants, pricing=pricing, now=now or datetime.now(UTC))
+
+
 async def _view(
     conn: Connection,
     cart: Cart,
@@ -282,14 +290,7 @@ async def get_cart(
 ) -> CartView:
     """The owner's cart at current prices, with shipping and tax for `pricing`'s destination."""
     cart = _owned(await repository.get_cart(conn, cart_id), owner)
-    variants = await catalog.get_variants(conn, skus=cart.skus) if cart.items else {}
-    return await _view(
-        conn,
-        cart,
-        variants,
-        pricing=pricing,
-        now=now or datetime.now(UTC),
-    )
+    return await _read_view(conn, cart, pricing=pricing, now=now)
 
 
 # ---------------------------------------------------------------- changing
@@ -494,14 +495,7 @@ async def remove_item(
         raise CartItemNotFound()
     version, updated_at = await repository.delete_item(tx, cart_id=cart.id, item_id=item_id)
     cart = cart.without_item(item_id, version=version, updated_at=updated_at)
-    variants = await catalog.get_variants(tx, skus=cart.skus) if cart.items else {}
-    return await _view(
-        tx,
-        cart,
-        variants,
-        pricing=pricing,
-        now=now or datetime.now(UTC),
-    )
+    return await _read_view(tx, cart, pricing=pricing, now=now)
 
 
 def _customer(cart: Cart, owner: CartOwner) -> UUID | None:
@@ -558,14 +552,7 @@ async def remove_coupon(
     )
     version, updated_at = await repository.set_coupon(tx, cart_id=cart.id, code=None)
     cart = replace(cart, coupon_code=None, version=version, updated_at=updated_at)
-    variants = await catalog.get_variants(tx, skus=cart.skus) if cart.items else {}
-    return await _view(
-        tx,
-        cart,
-        variants,
-        pricing=pricing,
-        now=now or datetime.now(UTC),
-    )
+    return await _read_view(tx, cart, pricing=pricing, now=now)
 
 
 async def merge_carts(
@@ -619,14 +606,7 @@ async def merge_carts(
     )
     merged_cart = await repository.get_cart(tx, target.id)
     assert merged_cart is not None
-    variants = await catalog.get_variants(tx, skus=merged_cart.skus) if merged_cart.items else {}
-    return await _view(
-        tx,
-        merged_cart,
-        variants,
-        pricing=pricing,
-        now=now or datetime.now(UTC),
-    )
+    return await _read_view(tx, merged_cart, pricing=pricing, now=now)
 
 
 # ---------------------------------------------------------------- checkout
