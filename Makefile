@@ -22,8 +22,9 @@ install: $(VENV)/.installed
 run: install
 	$(BIN)/congocart serve --host "$${HOST:-127.0.0.1}" --port "$${PORT:-8000}"
 
+# Under CI=true the tests run against the machine's PostgreSQL and Redis (.ci/services).
 test: install
-	$(BIN)/pytest $(PYTEST_ARGS)
+	@if [ "$$CI" = "true" ]; then . ./.ci/services; fi; $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check src tests bench alembic
