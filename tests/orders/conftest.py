@@ -56,6 +56,7 @@ class CheckoutParts:
 
     cart_id: uuid.UUID
     attempt_id: uuid.UUID
+    order_number: int  # drawn with the attempt, as checkout does
     lines: list[OrderLineDraft]
     payment: PaymentRecord
 
@@ -100,12 +101,12 @@ async def prepare_checkout(
         user_id,
         USD,
     )
-    attempt_id = await tx.fetchval(
+    attempt = await tx.fetchrow(
         """
         INSERT INTO checkout_attempts (cart_id, idempotency_key, payment_key, reserved_lines,
                                        amount_minor, currency, status, expires_at)
         VALUES ($1, $2, $3, '[]', $4, $5, 'confirmed', $6)
-        RETURNING id
+        RETURNING id, order_number
         """,
         cart_id,
         uuid.uuid4().hex,
@@ -114,6 +115,8 @@ async def prepare_checkout(
         USD,
         datetime.now(UTC) + timedelta(minutes=10),
     )
+    assert attempt is not None
+    attempt_id = attempt["id"]
     charge = await gateway.charge(
         idempotency_key=f"pay-{attempt_id}", amount=total, token="tok_visa"
     )
@@ -124,7 +127,13 @@ async def prepare_checkout(
         brand=charge.brand,
         last4=charge.last4,
     )
-    return CheckoutParts(cart_id=cart_id, attempt_id=attempt_id, lines=lines, payment=payment)
+    return CheckoutParts(
+        cart_id=cart_id,
+        attempt_id=attempt_id,
+        order_number=attempt["order_number"],
+        lines=lines,
+        payment=payment,
+    )
 
 
 PlaceOrder = Callable[..., Awaitable[Order]]
@@ -165,6 +174,7 @@ async def place_order_on(
         tx,
         service.paid_order(
             cart_id=parts.cart_id,
+            number=parts.order_number,
             checkout_attempt_id=parts.attempt_id,
             user_id=user_id,
             email=email,

@@ -86,6 +86,7 @@ async def test_create_paid_order_runs_the_same_few_statements_for_1_or_60_lines(
                 conn,
                 service.paid_order(
                     cart_id=parts.cart_id,
+                    number=parts.order_number,
                     checkout_attempt_id=parts.attempt_id,
                     user_id=None,
                     email="many@example.com",
@@ -154,6 +155,7 @@ async def test_a_second_order_for_the_same_cart_is_refused_by_the_database(
                 conn,
                 service.paid_order(
                     cart_id=cart_id,
+                    number=await conn.fetchval("SELECT nextval('order_numbers')"),
                     checkout_attempt_id=attempt,
                     user_id=None,
                     email="x@example.com",

@@ -14,7 +14,7 @@ from uuid import UUID
 import asyncpg
 
 from congocart.checkout.domain import ReservedAttempt
-from congocart.core.db import Connection, Params
+from congocart.core.db import Connection, Params, abort_unless
 from congocart.core.money import Money
 
 _ATTEMPT_COLUMNS = "id, cart_id, payment_key, reserved_lines, amount_minor, currency, coupon_code"
@@ -86,7 +86,7 @@ def _insert_attempt_sql(
                {p(amount.to_minor())}, {p(amount.currency)}, {p(coupon_code)}, {p(expires_at)}
         WHERE {only_if}
         ON CONFLICT (cart_id) WHERE status = 'reserved' DO NOTHING
-        RETURNING true
+        RETURNING order_number
     """
 
 
@@ -101,8 +101,9 @@ async def insert_attempt(
     amount: Money,
     coupon_code: str | None,
     expires_at: datetime,
-) -> bool:
-    """Insert a `reserved` attempt; False when the cart already has a live one.
+) -> int | None:
+    """Insert a `reserved` attempt and return the order number drawn for it;
+    None when the cart already has a live one.
 
     The partial unique index (one `reserved` attempt per cart) decides, so two
     checkouts of one cart can never both hold stock.
@@ -119,7 +120,8 @@ async def insert_attempt(
         coupon_code=coupon_code,
         expires_at=expires_at,
     )
-    return bool(await tx.fetchval(sql, *p.values))
+    number: int | None = await tx.fetchval(sql, *p.values)
+    return number
 
 
 async def reserve_if_unchanged(
@@ -153,7 +155,8 @@ async def reserve_if_unchanged(
     never waits on another attempt: the cart's lock keeps other checkouts of
     the cart out, and a live attempt seen in the statement's snapshot stops it
     at step 1. Returns `cart_unchanged`, `no_live_attempt`, `all_available`,
-    `inserted` and the `reserved_column` (as `reserved`).
+    `inserted`, the attempt's `order_number` and the `reserved_column` (as
+    `reserved`).
     """
     p = Params()
     cart = cart_unchanged(p)
@@ -184,7 +187,9 @@ async def reserve_if_unchanged(
         SELECT EXISTS (SELECT 1 FROM cart_unchanged) AS cart_unchanged,
                {no_live} AS no_live_attempt,
                {all_available} AS all_available,
-               {inserted} AS inserted, {reserved_column} AS reserved
+               {inserted} AS inserted,
+               (SELECT order_number FROM attempt_inserted) AS order_number,
+               {reserved_column} AS reserved
         """,  # noqa: S608 - composed of fixed parts around placeholders, no values
         *p.values,
     )
@@ -192,54 +197,68 @@ async def reserve_if_unchanged(
     return row
 
 
-async def confirm_with(
-    tx: Connection,
+# Why `confirm` aborts (core.db.aborted): the attempt was released (by the
+# sweeper) before it could be confirmed, or its stock was not all reserved.
+RESERVATION_LOST = "reservation_lost"
+STOCK_NOT_RESERVED = "stock_not_reserved"
+
+
+async def confirm(
+    conn: Connection,
     *,
     attempt_id: UUID,
     payment_ref: str | None,
     cart_closed: Callable[[Params], str],
     order_written: Part,
-    order_columns: str,
     stock_sold: Part,
-    sold_column: str,
-) -> asyncpg.Record:
+    sold_count: str,
+    lines: int,
+    answered: Part,
+) -> bool:
     """Confirm the attempt and write what it becomes, in one statement made of
-    the owning features' parts, taking locks in checkout's order:
+    the owning features' parts, atomic without a transaction; locks are taken
+    in checkout's order:
 
     1. `cart_closed` (the carts feature's UPDATE, closing the cart);
     2. the attempt `reserved` → `confirmed`, only if the cart was closed;
-    3. `order_written(p, condition)` (the orders feature's CTEs) and
-       `stock_sold(p, condition)` (the catalog's CTEs, locking the variants
-       in SKU order), only if the attempt was confirmed.
+    3. `order_written(p, condition)` (the orders feature's CTEs: the order and
+       its webhook event), `stock_sold(p, condition)` (the catalog's CTEs,
+       locking the variants in SKU order; `sold_count` counts what they sold)
+       and `answered(p, condition)` (the idempotency answer), only if the
+       attempt was confirmed.
 
-    Returns `cart_closed` and `attempt_confirmed` (booleans), the
-    `order_columns` and the `sold_column` (as `sold`). When either of the
-    first two is false nothing was written, and the caller raises.
+    False when the cart was not closed (changed or closed since): then nothing
+    was written. A cart closed for an attempt that could not be confirmed, or
+    a sale of fewer than `lines` SKUs, aborts the statement (nothing written;
+    `core.db.aborted` gives `RESERVATION_LOST` or `STOCK_NOT_RESERVED`).
     """
     p = Params()
     closed = cart_closed(p)
     ref, attempt = p(payment_ref), p(attempt_id)
+    was_closed = "EXISTS (SELECT 1 FROM cart_closed)"
     if_confirmed = "EXISTS (SELECT 1 FROM attempt_confirmed)"
-    row = await tx.fetchrow(
-        f"""
-        WITH cart_closed AS ({closed}),
-        attempt_confirmed AS (
-            UPDATE checkout_attempts
-            SET status = 'confirmed', payment_ref = {ref}, updated_at = now()
-            WHERE id = {attempt} AND status = 'reserved'
-              AND EXISTS (SELECT 1 FROM cart_closed)
-            RETURNING id
-        ),
-        {order_written(p, if_confirmed)},
-        {stock_sold(p, if_confirmed)}
-        SELECT EXISTS (SELECT 1 FROM cart_closed) AS cart_closed,
-               {if_confirmed} AS attempt_confirmed,
-               {order_columns}, {sold_column} AS sold
-        """,  # noqa: S608 - composed of fixed parts around placeholders, no values
-        *p.values,
+    all_sold = f"{sold_count} = {p(lines)}"
+    return bool(
+        await conn.fetchval(
+            f"""
+            WITH cart_closed AS ({closed}),
+            attempt_confirmed AS (
+                UPDATE checkout_attempts
+                SET status = 'confirmed', payment_ref = {ref}, updated_at = now()
+                WHERE id = {attempt} AND status = 'reserved' AND {was_closed}
+                RETURNING id
+            ),
+            {order_written(p, if_confirmed)},
+            {stock_sold(p, if_confirmed)},
+            {answered(p, if_confirmed)}
+            -- CASE, not AND: its branches are tried in this order.
+            SELECT CASE WHEN NOT {was_closed} THEN false
+                        WHEN NOT {abort_unless(if_confirmed, RESERVATION_LOST)} THEN false
+                        ELSE {abort_unless(all_sold, STOCK_NOT_RESERVED)} END
+            """,  # noqa: S608 - composed of fixed parts around placeholders, no values
+            *p.values,
+        )
     )
-    assert row is not None
-    return row
 
 
 async def release_attempts(tx: Connection, attempt_ids: Sequence[UUID]) -> list[UUID]:

@@ -8,20 +8,24 @@ a connection that is not in a transaction. Everything else here takes `tx`.
    with it decided) and read the cart, in one statement that commits the
    claim at once; check and price the cart as read; then, in one statement,
    insert a `reserved` checkout attempt (one live attempt per cart, by a
-   unique index) and take its stock (conditional updates under SKU-ordered
-   row locks), only if the cart is still at the version checked. With a
-   coupon, a cart changed meanwhile or a live attempt, the same is done in a
-   short transaction under the cart's lock, coupon redemption included. A
-   business error reserves nothing and is stored under the key, so the same
-   key replays it; any other failure gives the key back.
+   unique index; it draws the order's number) and take its stock
+   (conditional updates under SKU-ordered row locks), only if the cart is
+   still at the version checked. With a coupon, a cart changed meanwhile or
+   a live attempt, the same is done in a short transaction under the cart's
+   lock, coupon redemption included. A business error reserves nothing and
+   is stored under the key, so the same key replays it; any other failure
+   gives the key back.
 2. Charge the card under the attempt's own payment key, with no transaction
    open and no row locked.
-3. Confirm (one transaction): close the cart, move the attempt `reserved` →
-   `confirmed` (a conditional update: if the sweeper released it first, the
-   charge is voided instead), write the paid order and the sale (these four
-   in one statement), the coupon redemption, and store the 201 under the key.
-   Or, when the payment failed, release: stock and coupon back, attempt
-   `released`, cart untouched.
+3. Confirm. The order is fully known by now (its number came with the
+   attempt), so its 201 body is rendered first; then one statement, atomic
+   without a transaction, closes the cart, moves the attempt `reserved` →
+   `confirmed`, writes the paid order with its `order.paid` webhook event,
+   sells the stock and stores the 201 under the key. If the sweeper released
+   the attempt first, or the stock is short, the statement aborts itself
+   (nothing written) and the charge is voided. A coupon's redemption joins
+   the statement in a transaction. Or, when the payment failed, release:
+   stock and coupon back, attempt `released`, cart untouched.
 
 Row locks are always taken in one order, by reservations, confirmations and
 the sweeper alike: cart, attempt, coupon, variants (by SKU); the reservation
@@ -44,6 +48,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
 
+import asyncpg
 import structlog
 
 from congocart.carts import service as carts
@@ -66,7 +71,7 @@ from congocart.checkout.errors import (
     PaymentUnavailable,
 )
 from congocart.core import idempotency, jobs
-from congocart.core.db import Connection
+from congocart.core.db import Connection, aborted
 from congocart.core.errors import CongoError
 from congocart.orders import service as orders
 from congocart.orders.domain import Order, OrderLineDraft, PaymentRecord
@@ -120,6 +125,7 @@ class CheckoutResponse:
 class _Reservation:
     cart: carts.CheckoutCart
     attempt: ReservedAttempt
+    order_number: int  # drawn with the attempt, carried by its order
 
 
 class _ReservationLost(Exception):
@@ -204,16 +210,15 @@ async def check_out(
 
     # 3. Confirm.
     try:
-        async with conn.transaction():
-            body = await _confirm(
-                conn,
-                claim=claim,
-                reservation=reservation,
-                request=request,
-                gateway=gateway,
-                charge=charge,
-                render_order=render_order,
-            )
+        body = await _confirm(
+            conn,
+            claim=claim,
+            reservation=reservation,
+            request=request,
+            gateway=gateway,
+            charge=charge,
+            render_order=render_order,
+        )
     except _ReservationLost as exc:
         # We came back after the reservation expired and was released: the
         # customer must not pay for an order that does not exist.
@@ -344,7 +349,7 @@ async def _reserve_unlocked(
         # committed after this statement's snapshot: settle it under the lock.
         return None
     catalog.reserved_or_raise(attempt.lines, row["reserved"])
-    return _Reservation(cart=cart, attempt=attempt)
+    return _Reservation(cart=cart, attempt=attempt, order_number=row["order_number"])
 
 
 def _expiry(claim: idempotency.Claim) -> datetime:
@@ -373,7 +378,8 @@ async def _reserve(
         tax_rates=tax_rates,
     )
     attempt = _new_attempt(cart)
-    if not await _insert_attempt(tx, claim=claim, attempt=attempt):
+    number = await _insert_attempt(tx, claim=claim, attempt=attempt)
+    if number is None:
         # The cart has a live attempt. If it expired (its checkout crashed),
         # release it here rather than make the customer wait for the sweeper.
         stale = await repository.lock_expired_attempt_of_cart(tx, cart_id=cart.cart_id)
@@ -382,17 +388,17 @@ async def _reserve(
                 raise IdempotencyKeyInFlight()
             raise CheckoutInProgress()
         await _release(tx, [stale], void_after=timedelta(0))
-        inserted = await _insert_attempt(tx, claim=claim, attempt=attempt)
-        assert inserted, "the only live attempt of a locked cart was just released"
+        number = await _insert_attempt(tx, claim=claim, attempt=attempt)
+        assert number is not None, "the only live attempt of a locked cart was just released"
     if attempt.coupon_code is not None:
         await promotions.reserve_redemption(tx, code=attempt.coupon_code)
     await catalog.reserve_stock(tx, lines=attempt.lines)
-    return _Reservation(cart=cart, attempt=attempt)
+    return _Reservation(cart=cart, attempt=attempt, order_number=number)
 
 
 async def _insert_attempt(
     tx: Connection, *, claim: idempotency.Claim, attempt: ReservedAttempt
-) -> bool:
+) -> int | None:
     return await repository.insert_attempt(
         tx,
         attempt_id=attempt.id,
@@ -407,7 +413,7 @@ async def _insert_attempt(
 
 
 async def _confirm(
-    tx: Connection,
+    conn: Connection,
     *,
     claim: idempotency.Claim,
     reservation: _Reservation,
@@ -416,10 +422,16 @@ async def _confirm(
     charge: PaymentResult | None,
     render_order: RenderOrder,
 ) -> Any:
+    """Write the paid order and its answer; returns the 201 body.
+
+    One statement without a transaction (see `repository.confirm`). With a
+    coupon, its redemption joins it in a transaction.
+    """
     cart, attempt = reservation.cart, reservation.attempt
     payment_ref = None if charge is None else charge.payment_ref
     totals = cart.totals
     draft = orders.paid_order(
+        number=reservation.order_number,
         cart_id=cart.cart_id,
         checkout_attempt_id=attempt.id,
         user_id=cart.user_id,
@@ -448,40 +460,48 @@ async def _confirm(
             last4=None if charge is None else charge.last4,
         ),
     )
-    # One statement: the cart closed (a cart edited since the snapshot is
-    # refused, so the order is always exactly what was paid for), the attempt
-    # confirmed, the order written and the stock sold, in the lock order above.
-    row = await repository.confirm_with(
-        tx,
+    # The answer is known before the order is written, so it is stored by
+    # the same statement: an order never exists without its answer.
+    body = render_order(draft.order)
+    confirm = repository.confirm(
+        conn,
         attempt_id=attempt.id,
         payment_ref=payment_ref,
         cart_closed=lambda p: carts.checked_out_sql(
             p, cart_id=cart.cart_id, expected_version=cart.version
         ),
         order_written=lambda p, only_if: orders.paid_order_sql(p, draft, only_if=only_if),
-        order_columns=orders.PAID_ORDER_COLUMNS,
         stock_sold=lambda p, only_if: catalog.commit_stock_sql(
             p, lines=attempt.lines, only_if=only_if
         ),
-        sold_column=catalog.COMMIT_STOCK_OUTCOME,
+        sold_count=f"cardinality({catalog.COMMIT_STOCK_OUTCOME})",
+        lines=len(attempt.lines),
+        answered=lambda p, only_if: idempotency.complete_sql(
+            p, claim, status=201, body=body, only_if=only_if
+        ),
     )
-    await carts.checked_out_or_raise(tx, cart_id=cart.cart_id, closed=row["cart_closed"])
-    if not row["attempt_confirmed"]:
-        raise _ReservationLost
-    catalog.sold_or_raise(attempt.lines, row["sold"])
-    written = orders.written_order(row)
-    assert written is not None  # the attempt was confirmed, so the order was written
-    order = await orders.paid_order_written(tx, draft, written)
-    if attempt.coupon_code is not None:
-        await promotions.record_redemption(
-            tx,
-            code=attempt.coupon_code,
-            order_id=order.id,
-            user_id=cart.user_id,
-            email=request.email,
-        )
-    body = render_order(order)
-    await idempotency.complete(tx, claim, status=201, body=body)
+    try:
+        if attempt.coupon_code is None:
+            closed = await confirm
+        else:
+            async with conn.transaction():
+                closed = await confirm
+                if closed:
+                    await promotions.record_redemption(
+                        conn,
+                        code=attempt.coupon_code,
+                        order_id=draft.order.id,
+                        user_id=cart.user_id,
+                        email=request.email,
+                    )
+    except asyncpg.RaiseError as exc:
+        reason = aborted(exc)
+        if reason == repository.RESERVATION_LOST:
+            raise _ReservationLost from exc
+        if reason == repository.STOCK_NOT_RESERVED:
+            catalog.sold_or_raise(attempt.lines, sold=[])  # the abort undid every sale
+        raise
+    await carts.checked_out_or_raise(conn, cart_id=cart.cart_id, closed=closed)
     return body
 
 

@@ -217,3 +217,23 @@ class Params:
         same, and the generic plan is kept and reused.
         """
         return f"(SELECT {self(values)}::{sql_type})"
+
+
+def abort_unless(condition: str, reason: str) -> str:
+    """SQL that aborts the whole statement unless `condition` holds.
+
+    For a statement of data-modifying CTEs run without a transaction: select
+    this, and when `condition` is false at the end every write of the
+    statement is undone, and asyncpg raises the error `aborted` recognises.
+    `reason` is a fixed word of the caller's (no quotes), never a value.
+    """
+    if not reason.replace("_", "").isalnum():
+        raise ValueError("an abort reason is a fixed word")
+    return f"congocart_abort_unless({condition}, '{reason}')"
+
+
+def aborted(exc: BaseException) -> str | None:
+    """The reason an `abort_unless` condition gave, when `exc` is that abort."""
+    if isinstance(exc, asyncpg.RaiseError) and exc.hint == "congocart_abort":
+        return str(exc.message)
+    return None

@@ -190,19 +190,26 @@ def claim_sql(p: Params, *, scope: str, key: str, request_hash: bytes, lease: ti
 
 async def complete(tx: Connection, claim: Claim, *, status: int, body: Any) -> bool:
     """Record the answer in the caller's transaction; False if the claim was lost."""
-    result: str = await tx.execute(
-        """
-        UPDATE idempotency_keys
-        SET status = 'done', response_status = $4, response_body = $5, locked_until = NULL
-        WHERE scope = $1 AND key = $2 AND status = 'in_flight' AND locked_until = $3
-        """,
-        claim.scope,
-        claim.key,
-        claim.lease_until,
-        status,
-        body,
-    )
-    return result == "UPDATE 1"
+    p = Params()
+    sql = complete_sql(p, claim, status=status, body=body, only_if="true")
+    stored = f"WITH {sql} SELECT EXISTS (SELECT 1 FROM answer_stored)"  # noqa: S608 - no values
+    return bool(await tx.fetchval(stored, *p.values))
+
+
+def complete_sql(p: Params, claim: Claim, *, status: int, body: Any, only_if: str) -> str:
+    """`complete` as a CTE (`answer_stored`) of a statement, applied when the
+    SQL condition `only_if` holds: the answer is then stored with the change
+    it answers, in one statement."""
+    return f"""
+        answer_stored AS (
+            UPDATE idempotency_keys
+            SET status = 'done', response_status = {p(status)}, response_body = {p(body)},
+                locked_until = NULL
+            WHERE scope = {p(claim.scope)} AND key = {p(claim.key)} AND status = 'in_flight'
+              AND locked_until = {p(claim.lease_until)} AND {only_if}
+            RETURNING true
+        )
+    """  # noqa: S608 - fixed text around placeholders, no values
 
 
 async def store_response(conn: Connection, claim: Claim, *, status: int, body: Any) -> None:

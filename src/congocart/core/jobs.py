@@ -56,7 +56,7 @@ from uuid import UUID
 import asyncpg
 
 if TYPE_CHECKING:
-    from congocart.core.db import Connection
+    from congocart.core.db import Connection, Params
 
 NOTIFY_CHANNEL = "congocart_jobs"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -206,6 +206,23 @@ async def enqueue(
         # with the same payload in one transaction collapse into one.
         await tx.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
     return job_id
+
+
+def enqueue_sql(
+    p: Params, *, name: str, kind: str, payload: Mapping[str, Any], only_if: str
+) -> str:
+    """`enqueue` as a CTE named `name` of another statement: a job due now, no
+    dedupe key, added (and the workers woken at commit) when the SQL condition
+    `only_if` holds. Its RETURNING wakes them: a data-modifying CTE always runs
+    to completion, whether or not the statement reads it."""
+    return f"""
+        {name} AS (
+            INSERT INTO jobs (kind, payload, run_at)
+            SELECT {p(kind)}, {p(dict(payload))}, now()
+            WHERE {only_if}
+            RETURNING pg_notify('{NOTIFY_CHANNEL}', '')
+        )
+    """
 
 
 # --- what the worker does to the queue ---------------------------------------------------

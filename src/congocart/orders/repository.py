@@ -36,17 +36,12 @@ from congocart.orders.domain import (
 
 
 @dataclass(frozen=True, slots=True)
-class InsertedOrder:
-    id: UUID
-    number: int
-    created_at: datetime
-    updated_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
 class PaidOrderRow:
     """The values of a paid order's statement (`insert_paid_order_sql`)."""
 
+    id: UUID
+    number: int
+    placed_at: datetime
     cart_id: UUID
     checkout_attempt_id: UUID
     user_id: UUID | None
@@ -70,7 +65,7 @@ class PaidOrderRow:
 def insert_paid_order_sql(p: Params, order: PaidOrderRow, *, only_if: str = "true") -> str:
     """The CTEs that write a paid order, its lines, its captured payment and its
     first event, when the SQL condition `only_if` holds (for this statement or
-    another feature's). Select `INSERTED_ORDER` from the statement.
+    another feature's). `new_order` returns the order's id when it was written.
 
     Each INSERT of the chain reads the new order's id from the first one; the
     lines go in as arrays through `unnest`, so the statement is the same for
@@ -82,20 +77,19 @@ def insert_paid_order_sql(p: Params, order: PaidOrderRow, *, only_if: str = "tru
     currency = p(order.currency)
     return f"""
         new_order AS (
-            INSERT INTO orders (cart_id, checkout_attempt_id, user_id, email, status, currency,
-                                subtotal_minor, discount_minor, shipping_minor, tax_minor,
-                                total_minor, tax_rate, coupon_code, shipping_method,
-                                shipping_address, created_at, updated_at)
-            -- clock_timestamp(), not now(): "newest first" holds even for orders
-            -- written in one transaction.
-            SELECT {p(order.cart_id)}, {p(order.checkout_attempt_id)}, {p(order.user_id)},
-                   {p(order.email)}, 'paid', {currency}, {p(order.subtotal_minor)},
-                   {p(order.discount_minor)}, {p(order.shipping_minor)}, {p(order.tax_minor)},
-                   {p(order.total_minor)}, {p(order.tax_rate)}, {p(order.coupon_code)},
-                   {p(order.shipping_method)}, {p(dict(order.shipping_address))}, t.at, t.at
-            FROM (SELECT clock_timestamp() AS at) t
+            INSERT INTO orders (id, number, cart_id, checkout_attempt_id, user_id, email,
+                                status, currency, subtotal_minor, discount_minor,
+                                shipping_minor, tax_minor, total_minor, tax_rate, coupon_code,
+                                shipping_method, shipping_address, created_at, updated_at)
+            SELECT {p(order.id)}, {p(order.number)}, {p(order.cart_id)},
+                   {p(order.checkout_attempt_id)}, {p(order.user_id)}, {p(order.email)}, 'paid',
+                   {currency}, {p(order.subtotal_minor)}, {p(order.discount_minor)},
+                   {p(order.shipping_minor)}, {p(order.tax_minor)}, {p(order.total_minor)},
+                   {p(order.tax_rate)}, {p(order.coupon_code)}, {p(order.shipping_method)},
+                   {p(dict(order.shipping_address))}, t.at, t.at
+            FROM (SELECT {p(order.placed_at)}::timestamptz AS at) t
             WHERE {only_if}
-            RETURNING id, number, created_at, updated_at
+            RETURNING id
         ),
         new_lines AS (
             INSERT INTO order_lines (order_id, position, sku, name, unit_price_minor, quantity,
@@ -125,41 +119,6 @@ def insert_paid_order_sql(p: Params, order: PaidOrderRow, *, only_if: str = "tru
             FROM new_order
         )
     """  # noqa: S608 - fixed text around placeholders, no values
-
-
-# The new order's columns, selected from an `insert_paid_order_sql` statement
-# (NULL when `only_if` did not hold); read with `inserted_order`.
-INSERTED_ORDER = """
-    (SELECT id FROM new_order) AS new_order_id,
-    (SELECT number FROM new_order) AS new_order_number,
-    (SELECT created_at FROM new_order) AS new_order_created_at,
-    (SELECT updated_at FROM new_order) AS new_order_updated_at
-"""
-
-
-def inserted_order(row: asyncpg.Record) -> InsertedOrder | None:
-    """The order an `insert_paid_order_sql` statement wrote, from its `INSERTED_ORDER`."""
-    if row["new_order_id"] is None:
-        return None
-    return InsertedOrder(
-        id=row["new_order_id"],
-        number=row["new_order_number"],
-        created_at=row["new_order_created_at"],
-        updated_at=row["new_order_updated_at"],
-    )
-
-
-async def insert_paid_order(tx: Connection, order: PaidOrderRow) -> InsertedOrder:
-    """The order, all its lines, its captured payment and its first event: one statement."""
-    p = Params()
-    row = await tx.fetchrow(
-        f"WITH {insert_paid_order_sql(p, order)} SELECT {INSERTED_ORDER}",
-        *p.values,
-    )
-    assert row is not None
-    inserted = inserted_order(row)
-    assert inserted is not None  # an INSERT without conflict handling returns its row
-    return inserted
 
 
 # ---------------------------------------------------------------- reading orders

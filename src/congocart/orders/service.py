@@ -25,9 +25,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from congocart.catalog import service as catalog
 from congocart.core import jobs
@@ -74,30 +75,30 @@ _EVENTS: Mapping[OrderAction, str] = {
 async def create_paid_order(tx: Connection, draft: PaidOrderDraft) -> Order:
     """Write a paid order checked by `paid_order`, in the caller's transaction.
 
-    The order (numbered from the sequence), its lines, the captured payment and
-    the first event (none → paid, by the owner, or the system for a guest) are
-    one statement; the `order.paid` webhook event adds at most three more. The
-    count does not depend on the number of lines. A second order for the same
-    cart raises `asyncpg.UniqueViolationError` (the caller's transaction is
-    then aborted: checkout should lock the cart before calling this).
+    The order, its lines, the captured payment, the first event (none → paid,
+    by the owner, or the system for a guest) and the `order.paid` webhook
+    event are one statement, whatever the number of lines. A second order for
+    the same cart raises `asyncpg.UniqueViolationError` (the caller's
+    transaction is then aborted: checkout should lock the cart before calling
+    this).
     """
-    return await paid_order_written(tx, draft, await repository.insert_paid_order(tx, draft.row))
+    p = Params()
+    await tx.execute(f"WITH {paid_order_sql(p, draft, only_if='true')} SELECT", *p.values)
+    return draft.order
 
 
 @dataclass(frozen=True, slots=True)
 class PaidOrderDraft:
-    """A paid order checked and ready to write (`paid_order`)."""
+    """A paid order checked and ready to write (`paid_order`): `order` is the
+    order exactly as it will be once written."""
 
     row: repository.PaidOrderRow
-    subtotal: Money
-    discount: Money
-    shipping: Money
-    tax: Money
-    total: Money
+    order: Order
 
 
 def paid_order(
     *,
+    number: int,
     cart_id: UUID,
     checkout_attempt_id: UUID,
     user_id: UUID | None,
@@ -115,9 +116,13 @@ def paid_order(
     shipping_address: Mapping[str, str],
     payment: PaymentRecord,
 ) -> PaidOrderDraft:
-    """The paid order `create_paid_order` writes, checked (amounts add up, one
-    currency, at least one line), for writing as part of another feature's
-    statement: `paid_order_sql`, then `paid_order_written` with its row."""
+    """The paid order `create_paid_order` (or a statement with `paid_order_sql`)
+    writes, checked: amounts add up, one currency, at least one line.
+
+    `number` comes from the `order_numbers` sequence (checkout draws it with
+    the reservation); the id and the time are given here, so the order is
+    known, and can be answered, before the statement that writes it runs.
+    """
     amounts = (subtotal, discount, shipping, tax, total, payment.amount)
     if any(m.currency != currency for m in amounts) or any(
         line.unit_price.currency != currency for line in lines
@@ -132,7 +137,12 @@ def paid_order(
         raise ValueError("subtotal must equal the sum of the line totals")
     if subtotal - discount + shipping + tax != total:
         raise ValueError("total must equal subtotal - discount + shipping + tax")
+    order_id = uuid4()
+    placed_at = datetime.now(UTC)
     row = repository.PaidOrderRow(
+        id=order_id,
+        number=number,
+        placed_at=placed_at,
         cart_id=cart_id,
         checkout_attempt_id=checkout_attempt_id,
         user_id=user_id,
@@ -152,36 +162,13 @@ def paid_order(
         actor_id=user_id,
         actor_role=Actor.OWNER if user_id is not None else Actor.SYSTEM,
     )
-    return PaidOrderDraft(
-        row=row, subtotal=subtotal, discount=discount, shipping=shipping, tax=tax, total=total
-    )
-
-
-def paid_order_sql(p: Params, draft: PaidOrderDraft, *, only_if: str) -> str:
-    """CTEs that write `draft` when the SQL condition `only_if` holds; the
-    statement selects `PAID_ORDER_COLUMNS` and hands its row to `paid_order_written`."""
-    return repository.insert_paid_order_sql(p, draft.row, only_if=only_if)
-
-
-PAID_ORDER_COLUMNS = repository.INSERTED_ORDER
-# The order a `paid_order_sql` statement wrote, from the statement's row (None: not written).
-written_order = repository.inserted_order
-
-
-async def paid_order_written(
-    tx: Connection, draft: PaidOrderDraft, inserted: repository.InsertedOrder
-) -> Order:
-    """The order written for `draft` (`written_order` of the statement's row),
-    with its `order.paid` webhook event published (at most three statements)."""
-    row = draft.row
-    currency = row.currency
     zero = Money.zero(currency)
     order = Order(
-        id=inserted.id,
-        number=format_order_number(inserted.number),
+        id=order_id,
+        number=format_order_number(number),
         status=OrderStatus.PAID,
-        user_id=row.user_id,
-        email=row.email,
+        user_id=user_id,
+        email=email,
         currency=currency,
         items=tuple(
             OrderLine(
@@ -191,32 +178,46 @@ async def paid_order_written(
                 quantity=line.quantity,
                 line_total=line.line_total.quantize(),
             )
-            for line in row.lines
+            for line in lines
         ),
-        subtotal=draft.subtotal.quantize(),
-        discount=draft.discount.quantize(),
-        shipping=draft.shipping.quantize(),
-        tax=draft.tax.quantize(),
-        total=draft.total.quantize(),
+        subtotal=subtotal.quantize(),
+        discount=discount.quantize(),
+        shipping=shipping.quantize(),
+        tax=tax.quantize(),
+        total=total.quantize(),
         refunded=zero,
-        tax_rate=row.tax_rate,
-        coupon_code=row.coupon_code,
-        shipping_method=row.shipping_method,
-        shipping_address=dict(row.shipping_address),
+        tax_rate=tax_rate,
+        coupon_code=coupon_code,
+        shipping_method=shipping_method,
+        shipping_address=dict(shipping_address),
         payment=OrderPayment(
             status="captured",
-            amount=row.payment.amount.quantize(),
+            amount=payment.amount.quantize(),
             refunded=zero,
-            brand=row.payment.brand,
-            last4=row.payment.last4,
+            brand=payment.brand,
+            last4=payment.last4,
         ),
         carrier=None,
         tracking_number=None,
-        created_at=inserted.created_at,
-        updated_at=inserted.updated_at,
+        created_at=placed_at,
+        updated_at=placed_at,
     )
-    await webhooks.publish(tx, event="order.paid", data=order_document(order))
-    return order
+    return PaidOrderDraft(row=row, order=order)
+
+
+def paid_order_sql(p: Params, draft: PaidOrderDraft, *, only_if: str) -> str:
+    """CTEs (of this feature's statement or another's) that write `draft` and
+    publish its `order.paid` webhook event, when the SQL condition `only_if`
+    holds. The unique `cart_id` makes a second order for a cart fail."""
+    written = repository.insert_paid_order_sql(p, draft.row, only_if=only_if)
+    published = webhooks.publish_sql(
+        p,
+        event_id=uuid4(),
+        event="order.paid",
+        data=order_document(draft.order),
+        only_if="EXISTS (SELECT 1 FROM new_order)",
+    )
+    return f"{written}, {published}"
 
 
 # ---------------------------------------------------------------- reading

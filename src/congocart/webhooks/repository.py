@@ -9,7 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
-from congocart.core.db import Connection
+from congocart.core.db import Connection, Params
 from congocart.webhooks.domain import Delivery, Webhook
 
 
@@ -43,28 +43,30 @@ async def webhook_exists(conn: Connection, webhook_id: UUID) -> bool:
     return bool(await conn.fetchval("SELECT true FROM webhooks WHERE id = $1", webhook_id))
 
 
-async def insert_deliveries(
-    tx: Connection, *, event_id: UUID, event: str, payload: Mapping[str, Any]
-) -> int:
-    """One pending delivery of the event per active webhook subscribed to it; how many.
+def insert_deliveries_sql(
+    p: Params, *, name: str, event_id: UUID, event: str, payload: Mapping[str, Any], only_if: str
+) -> str:
+    """A CTE named `name`: one pending delivery of the event per active webhook
+    subscribed to it, when the SQL condition `only_if` holds; it returns a row
+    per delivery.
 
-    The subscriptions are read in the publishing transaction, so a webhook gets
+    The subscriptions are read in the publishing statement, so a webhook gets
     exactly the events that happened while it was subscribed.
     """
-    result: str = await tx.execute(
-        """
-        INSERT INTO webhook_deliveries (webhook_id, event_id, event, payload, next_retry_at,
-                                        created_at, updated_at)
-        -- clock_timestamp(): "newest first" holds for events of one transaction too.
-        SELECT id, $1, $2, $3, now(), clock_timestamp(), clock_timestamp() FROM webhooks
-        WHERE active AND $2 = ANY(events)
-        ON CONFLICT (webhook_id, event_id) DO NOTHING
-        """,
-        event_id,
-        event,
-        dict(payload),
-    )
-    return int(result.rsplit(" ", 1)[-1])
+    event_name = p(event)
+    return f"""
+        {name} AS (
+            INSERT INTO webhook_deliveries (webhook_id, event_id, event, payload, next_retry_at,
+                                            created_at, updated_at)
+            -- clock_timestamp(): "newest first" holds for events of one transaction too.
+            SELECT id, {p(event_id)}, {event_name}, {p(dict(payload))}, now(),
+                   clock_timestamp(), clock_timestamp()
+            FROM webhooks
+            WHERE active AND {event_name} = ANY(events) AND {only_if}
+            ON CONFLICT (webhook_id, event_id) DO NOTHING
+            RETURNING id
+        )
+    """  # noqa: S608 - fixed text around placeholders, no values
 
 
 async def pending_deliveries_of_event(tx: Connection, event_id: UUID) -> list[UUID]:

@@ -23,7 +23,7 @@ from uuid import UUID, uuid4
 import orjson
 
 from congocart.core import jobs
-from congocart.core.db import Connection
+from congocart.core.db import Connection, Params
 from congocart.core.pagination import decode_time_cursor, encode_cursor
 from congocart.webhooks import repository
 from congocart.webhooks.domain import (
@@ -48,25 +48,50 @@ MAX_ERROR_CHARS = 500
 
 
 async def publish(tx: Connection, *, event: str, data: Mapping[str, Any]) -> UUID:
-    """Publish `event` in the caller's transaction; returns the event's unique id.
+    """Publish `event` in the caller's transaction (one statement, see
+    `publish_sql`); returns the event's unique id."""
+    event_id = uuid4()
+    p = Params()
+    sql = publish_sql(p, event_id=event_id, event=event, data=data, only_if="true")
+    await tx.execute(f"WITH {sql} SELECT", *p.values)
+    return event_id
 
-    A pending delivery is written for every subscribed webhook, and one outbox
-    job hands them to the workers once the transaction commits (nothing is
-    sent for a rolled-back change). At most three statements, however many
-    webhooks listen. `data` must be JSON-serialisable by orjson.
+
+def publish_sql(
+    p: Params, *, event_id: UUID, event: str, data: Mapping[str, Any], only_if: str
+) -> str:
+    """CTEs of a statement (this feature's or another's) that publish `event`
+    under the unique `event_id` when the SQL condition `only_if` holds.
+
+    A pending delivery is written for every subscribed webhook, and, if there
+    is any, one outbox job that hands them to the workers once the statement's
+    transaction commits (nothing is sent for a rolled-back change). `data`
+    must be JSON-serialisable by orjson.
     """
     if event not in EVENTS:
         raise ValueError(f"unknown webhook event {event!r}")
-    event_id = uuid4()
     body = {
         "id": str(event_id),
         "event": event,
         "created_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         "data": dict(data),
     }
-    if await repository.insert_deliveries(tx, event_id=event_id, event=event, payload=body):
-        await jobs.enqueue(tx, kind=FAN_OUT_JOB, payload={"event_id": str(event_id)})
-    return event_id
+    deliveries = repository.insert_deliveries_sql(
+        p,
+        name="webhook_deliveries_new",
+        event_id=event_id,
+        event=event,
+        payload=body,
+        only_if=only_if,
+    )
+    fan_out = jobs.enqueue_sql(
+        p,
+        name="webhook_fan_out",
+        kind=FAN_OUT_JOB,
+        payload={"event_id": str(event_id)},
+        only_if="EXISTS (SELECT 1 FROM webhook_deliveries_new)",
+    )
+    return f"{deliveries}, {fan_out}"
 
 
 async def create_webhook(tx: Connection, *, url: str, events: Sequence[str]) -> NewWebhook:
