@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import random
 import re
 import uuid
 from decimal import Decimal
@@ -521,6 +522,48 @@ async def test_search_matches_words_and_prefixes_of_name_and_description(
     await make_product(name="Trail Shoe", description="Built to run.", category=category)
     page = await service.list_products(conn, currency="USD", category=category, q=q)
     assert {p["name"] for p in page.items} == found
+
+
+# PostgreSQL's parser reads these differently inside a name than as words on
+# their own: a signed integer ("-8339893911"), a float in exponent notation
+# followed by a word ("6862e764" "d0"), a hyphenated compound, a version.
+AWKWARD_NAMES = (
+    "Product-8339893911",
+    "Product-6862e764d0",
+    "X-100",
+    "Kettle v1.5",
+    "3e8d2c13ed",
+    "USB-C/HDMI adapter",
+    "Café-Crème 2-Pack",
+    "caps_lock+shift@home",
+)
+
+
+@pytest.mark.parametrize("name", AWKWARD_NAMES)
+async def test_a_product_is_found_by_its_own_name_and_by_each_of_its_words(
+    conn: Connection, make_product: MakeProduct, name: str
+) -> None:
+    category = unique("words")
+    await make_product(name=name, category=category)
+    await make_product(name="Something else", category=category)
+    for q in (name, name.lower(), *re.findall(r"[^\W_]+", name), name[: len(name) * 2 // 3]):
+        page = await service.list_products(conn, currency="USD", category=category, q=q)
+        assert [p["name"] for p in page.items] == [name], q
+
+
+async def test_names_made_of_random_hex_are_found_by_their_names(
+    conn: Connection, make_product: MakeProduct
+) -> None:
+    # The acceptance tests name products "Product-<10 hex digits>"; about one
+    # such name in sixteen used to be unfindable.
+    draw = random.Random(4)
+    category = unique("hex")
+    names = [f"Product-{draw.getrandbits(40):010x}" for _ in range(64)]
+    for name in names:
+        await make_product(name=name, category=category)
+    for name in names:
+        page = await service.list_products(conn, currency="USD", category=category, q=name)
+        assert [p["name"] for p in page.items] == [name]
 
 
 @pytest.mark.parametrize("sort", list(ProductSort))
