@@ -20,6 +20,14 @@ def exponent(currency: str) -> int:
     return _EXPONENTS.get(currency, 2)
 
 
+# The minor unit of each exponent, as `quantize` steps to it (computed once:
+# every price, line and total of a request is quantized).
+_STEPS = {places: Decimal(1).scaleb(-places) for places in {2, *_EXPONENTS.values()}}
+# Minor-unit amounts below this many units become Decimals exactly (far inside
+# the default context's 28 digits), so `from_minor` needs no rounding step.
+_EXACT_MINOR = 10**18
+
+
 def amount_text(minor: int, currency: str) -> str:
     """The decimal string of `minor` units: `amount_text(1999, "USD") == "19.99"`.
 
@@ -58,13 +66,16 @@ class Money:
 
     @classmethod
     def from_minor(cls, minor: int, currency: str) -> Money:
-        return cls(Decimal(minor).scaleb(-exponent(currency)), currency).quantize()
+        amount = Decimal(minor).scaleb(-exponent(currency))
+        if -_EXACT_MINOR < minor < _EXACT_MINOR:
+            return cls(amount, currency)  # already at the minor unit
+        return cls(amount, currency).quantize()
 
     def to_minor(self) -> int:
         return int(self.quantize().amount.scaleb(exponent(self.currency)))
 
     def quantize(self) -> Money:
-        step = Decimal(1).scaleb(-exponent(self.currency))
+        step = _STEPS[exponent(self.currency)]
         return Money(self.amount.quantize(step, rounding=ROUND_HALF_EVEN), self.currency)
 
     def is_exact(self) -> bool:
