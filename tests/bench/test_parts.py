@@ -6,6 +6,7 @@ import pytest
 import typer
 
 from congocart.bench.command import parse_concurrency, parse_scenarios
+from congocart.bench.harness import pgbench_follows
 from congocart.bench.invariants import StoreState, compare
 from congocart.bench.pgbench import PgbenchError, parse_output
 from congocart.bench.profiling import rank
@@ -116,3 +117,18 @@ def test_profile_ranking_gives_self_time_and_our_code_inclusive_time() -> None:
         ("run (asyncio/runners.py)", 10.0),
     ]
     assert [(h.function, h.total_pct) for h in ours] == [("list (congocart/catalog/api.py)", 90.0)]
+
+
+@pytest.mark.parametrize(
+    ("scenarios", "follows"),
+    [
+        (list(SCENARIOS), "checkout"),
+        (["browse", "checkout-flow", "checkout"], "checkout"),
+        (["cart", "checkout-flow"], "checkout-flow"),
+        (["browse", "cart"], None),
+    ],
+)
+def test_pgbench_runs_right_after_the_checkout_run_it_is_compared_with(
+    scenarios: list[str], follows: str | None
+) -> None:
+    assert pgbench_follows(scenarios) == follows
