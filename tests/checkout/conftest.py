@@ -81,12 +81,21 @@ async def new_sku(tx: Connection, *, price: str = "10.00", stock: int = 10) -> s
 
 
 async def new_coupon(
-    tx: Connection, *, percent_off: str = "10", max_redemptions: int | None = None
+    tx: Connection,
+    *,
+    percent_off: str = "10",
+    max_redemptions: int | None = None,
+    per_customer_limit: int | None = None,
 ) -> str:
     code = unique("SAVE")
     await promotions.create_coupon(
         tx,
-        coupon=Coupon(code=code, percent_off=Decimal(percent_off), max_redemptions=max_redemptions),
+        coupon=Coupon(
+            code=code,
+            percent_off=Decimal(percent_off),
+            max_redemptions=max_redemptions,
+            per_customer_limit=per_customer_limit,
+        ),
         currency=USD,
     )
     return code

@@ -185,6 +185,43 @@ async def test_a_single_use_coupon_raced_by_ten_carts_is_redeemed_once_and_charg
             assert await orders_of(conn, cart.id) == int(paid)
 
 
+async def test_a_once_per_customer_coupon_raced_by_one_customers_carts_is_redeemed_once(
+    committed_client: httpx.AsyncClient, committed_db: Database
+) -> None:
+    # Ten guest carts of one customer (one email), the coupon plentiful but
+    # once per customer: the limit holds however the checkouts interleave.
+    email = f"{new_key()}@example.com"
+    async with committed_db.transaction() as tx:
+        sku = await new_sku(tx, stock=100)
+        code = await new_coupon(tx, percent_off="50", per_customer_limit=1)
+        racers = [await new_cart(tx, lines={sku: 1}, coupon=code) for _ in range(10)]
+
+    responses = await gather_responses(
+        *(
+            partial(
+                committed_client.post,
+                cart.checkout_path,
+                json=checkout_body(email=email),
+                headers=cart.checkout_headers(new_key()),
+            )
+            for cart in racers
+        )
+    )
+
+    outcomes = codes(responses)
+    assert outcomes[(201, None)] == 1, outcomes
+    # A loser that priced its cart after the winner's order sees the limit
+    # reached (422); one that raced it is refused at the reservation (409).
+    assert set(outcomes) <= {(201, None), (409, "coupon_unavailable"), (422, "coupon_invalid")}
+    async with committed_db.acquire() as conn:
+        assert await redemptions_of(conn, code) == (1, 1)
+        assert await stock_of(conn, sku) == (99, 0)
+        for cart, response in zip(racers, responses, strict=True):
+            paid = response.status_code == 201
+            assert await charges_of(conn, cart.id) == ((1, 0, 0) if paid else (0, 0, 0))
+            assert await orders_of(conn, cart.id) == int(paid)
+
+
 async def test_a_checkout_that_waited_for_the_carts_lock_orders_the_lines_added_meanwhile(
     committed_client: httpx.AsyncClient, committed_db: Database
 ) -> None:

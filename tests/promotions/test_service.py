@@ -151,6 +151,31 @@ async def test_per_customer_limit_counts_the_users_orders_and_guests_by_email(
     assert other.code == code
 
 
+async def test_a_customers_holds_count_toward_the_per_customer_limit_at_reservation(
+    conn: Connection, make_user: MakeUser
+) -> None:
+    user = await make_user()
+    record = await make_coupon(conn, percent_off=Decimal(10), per_customer_limit=2)
+    code = record.coupon.code
+
+    def holding(other_holds: int, email: str = user.email) -> service.CustomerHolds:
+        return service.CustomerHolds(user_id=user.id, email=email, other_holds=other_holds)
+
+    with pytest.raises(CouponUnavailable, match="as often as it allows"):
+        await service.reserve_redemption(conn, code=code, customer=holding(2))
+    assert await redemptions(conn, code) == 0  # refused: nothing taken
+    await service.reserve_redemption(conn, code=code, customer=holding(1))
+    order_id = await insert_order(conn, user_id=user.id, email=user.email)
+    await service.record_redemption(
+        conn, code=code, order_id=order_id, user_id=user.id, email=user.email
+    )
+    # One order by this user (whatever the email given now) plus one hold: at the limit.
+    with pytest.raises(CouponUnavailable):
+        await service.reserve_redemption(conn, code=code, customer=holding(1, "new@example.com"))
+    await service.reserve_redemption(conn, code=code, customer=holding(0))
+    assert await redemptions(conn, code) == 2
+
+
 async def test_recording_the_same_order_twice_counts_once(conn: Connection) -> None:
     record = await make_coupon(conn, percent_off=Decimal(10))
     order_id = await insert_order(conn, email="twice@example.com")

@@ -69,6 +69,8 @@ def _insert_attempt_sql(
     *,
     attempt_id: UUID,
     cart_id: UUID,
+    user_id: UUID | None,
+    email: str,
     idempotency_key: str,
     payment_key: str,
     lines: Mapping[str, int],
@@ -79,9 +81,10 @@ def _insert_attempt_sql(
 ) -> str:
     return f"""
         INSERT INTO checkout_attempts
-            (id, cart_id, idempotency_key, payment_key, reserved_lines,
+            (id, cart_id, user_id, email, idempotency_key, payment_key, reserved_lines,
              amount_minor, currency, coupon_code, expires_at)
-        SELECT {p(attempt_id)}, {p(cart_id)}, {p(idempotency_key)}, {p(payment_key)},
+        SELECT {p(attempt_id)}, {p(cart_id)}, {p(user_id)}, lower({p(email)}),
+               {p(idempotency_key)}, {p(payment_key)},
                {p([{"sku": sku, "quantity": quantity} for sku, quantity in lines.items()])},
                {p(amount.to_minor())}, {p(amount.currency)}, {p(coupon_code)}, {p(expires_at)}
         WHERE {only_if}
@@ -95,6 +98,8 @@ async def insert_attempt(
     *,
     attempt_id: UUID,
     cart_id: UUID,
+    user_id: UUID | None,
+    email: str,
     idempotency_key: str,
     payment_key: str,
     lines: Mapping[str, int],
@@ -113,6 +118,8 @@ async def insert_attempt(
         p,
         attempt_id=attempt_id,
         cart_id=cart_id,
+        user_id=user_id,
+        email=email,
         idempotency_key=idempotency_key,
         payment_key=payment_key,
         lines=lines,
@@ -130,6 +137,8 @@ async def reserve_if_unchanged(
     cart_unchanged: Callable[[Params], str],
     attempt_id: UUID,
     cart_id: UUID,
+    user_id: UUID | None,
+    email: str,
     idempotency_key: str,
     payment_key: str,
     lines: Mapping[str, int],
@@ -169,6 +178,8 @@ async def reserve_if_unchanged(
         p,
         attempt_id=attempt_id,
         cart_id=cart_id,
+        user_id=user_id,
+        email=email,
         idempotency_key=idempotency_key,
         payment_key=payment_key,
         lines=lines,
@@ -259,6 +270,25 @@ async def confirm(
             *p.values,
         )
     )
+
+
+async def count_coupon_holds(
+    tx: Connection, *, code: str, user_id: UUID | None, email: str, other_than: UUID
+) -> int:
+    """The customer's live (`reserved`) attempts holding coupon `code`, but
+    `other_than`: the customer is the same user, or the same email."""
+    count: int = await tx.fetchval(
+        """
+        SELECT count(*) FROM checkout_attempts
+        WHERE status = 'reserved' AND coupon_code = $1 AND id <> $4
+          AND (user_id = $2 OR email = lower($3))
+        """,
+        code,
+        user_id,
+        email,
+        other_than,
+    )
+    return count
 
 
 async def release_attempts(tx: Connection, attempt_ids: Sequence[UUID]) -> list[UUID]:

@@ -28,7 +28,8 @@ a connection that is not in a transaction. Everything else here takes `tx`.
    stock and coupon back, attempt `released`, cart untouched.
 
 Row locks are always taken in one order, by reservations, confirmations and
-the sweeper alike: cart, attempt, coupon, variants (by SKU); the reservation
+the sweeper alike: cart, attempt, (the customer's advisory locks, for a coupon
+limited per customer), coupon, variants (by SKU); the reservation
 without a coupon locks the variants before it inserts the attempt, which
 never waits on another attempt (see `repository.reserve_if_unchanged`).
 
@@ -45,6 +46,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -79,6 +81,7 @@ from congocart.payments import domain as gateway_errors
 from congocart.payments import service as payments
 from congocart.payments.domain import PaymentGateway, PaymentResult
 from congocart.promotions import service as promotions
+from congocart.promotions.domain import Coupon
 
 log = structlog.get_logger(__name__)
 
@@ -327,6 +330,8 @@ async def _reserve_unlocked(
         cart_unchanged=lambda p: carts.unchanged_sql(p, cart_id=cart.cart_id, version=cart.version),
         attempt_id=attempt.id,
         cart_id=attempt.cart_id,
+        user_id=cart.user_id,
+        email=request.email,
         idempotency_key=claim.key,
         payment_key=attempt.payment_key,
         lines=attempt.lines,
@@ -378,7 +383,8 @@ async def _reserve(
         tax_rates=tax_rates,
     )
     attempt = _new_attempt(cart)
-    number = await _insert_attempt(tx, claim=claim, attempt=attempt)
+    insert = partial(_insert_attempt, tx, claim=claim, attempt=attempt, cart=cart, request=request)
+    number = await insert()
     if number is None:
         # The cart has a live attempt. If it expired (its checkout crashed),
         # release it here rather than make the customer wait for the sweeper.
@@ -388,21 +394,57 @@ async def _reserve(
                 raise IdempotencyKeyInFlight()
             raise CheckoutInProgress()
         await _release(tx, [stale], void_after=timedelta(0))
-        number = await _insert_attempt(tx, claim=claim, attempt=attempt)
+        number = await insert()
         assert number is not None, "the only live attempt of a locked cart was just released"
-    if attempt.coupon_code is not None:
-        await promotions.reserve_redemption(tx, code=attempt.coupon_code)
+    if cart.coupon is not None:
+        await _hold_coupon(tx, coupon=cart.coupon, attempt=attempt, cart=cart, email=request.email)
     await catalog.reserve_stock(tx, lines=attempt.lines)
     return _Reservation(cart=cart, attempt=attempt, order_number=number)
 
 
+async def _hold_coupon(
+    tx: Connection,
+    *,
+    coupon: Coupon,
+    attempt: ReservedAttempt,
+    cart: carts.CheckoutCart,
+    email: str,
+) -> None:
+    """Take the coupon's redemption for the attempt, in its transaction.
+
+    With a per-customer limit, under the customer's lock, the customer's other
+    live attempts holding the coupon count as used: two checkouts of one
+    customer can never both pass the limit (each attempt inserted records
+    its customer; a hold ends when its attempt is confirmed or released).
+    """
+    if coupon.per_customer_limit is None:
+        await promotions.reserve_redemption(tx, code=coupon.code)
+        return
+    await promotions.lock_customer(tx, code=coupon.code, user_id=cart.user_id, email=email)
+    holds = await repository.count_coupon_holds(
+        tx, code=coupon.code, user_id=cart.user_id, email=email, other_than=attempt.id
+    )
+    await promotions.reserve_redemption(
+        tx,
+        code=coupon.code,
+        customer=promotions.CustomerHolds(user_id=cart.user_id, email=email, other_holds=holds),
+    )
+
+
 async def _insert_attempt(
-    tx: Connection, *, claim: idempotency.Claim, attempt: ReservedAttempt
+    tx: Connection,
+    *,
+    claim: idempotency.Claim,
+    attempt: ReservedAttempt,
+    cart: carts.CheckoutCart,
+    request: CheckoutRequest,
 ) -> int | None:
     return await repository.insert_attempt(
         tx,
         attempt_id=attempt.id,
         cart_id=attempt.cart_id,
+        user_id=cart.user_id,
+        email=request.email,
         idempotency_key=claim.key,
         payment_key=attempt.payment_key,
         lines=attempt.lines,

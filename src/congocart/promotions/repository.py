@@ -162,6 +162,19 @@ async def increment_redemptions(tx: Connection, code: str) -> bool:
     return bool(found)
 
 
+async def lock_keys(tx: Connection, keys: list[str]) -> None:
+    """Transaction-scoped advisory locks on `keys`, taken in one fixed order (by
+    their hash) so that two transactions locking overlapping sets never deadlock."""
+    await tx.execute(
+        """
+        SELECT count(pg_advisory_xact_lock(h))
+        FROM (SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest($1::text[]) AS k
+              ORDER BY h) AS ordered
+        """,
+        keys,
+    )
+
+
 async def decrement_redemptions(tx: Connection, code: str) -> bool:
     """Give one redemption back; False when there was none to give."""
     found = await tx.fetchval(

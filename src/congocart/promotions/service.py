@@ -5,7 +5,9 @@ completed orders. Checkout takes one with `reserve_redemption` (a guarded
 conditional update: it can never pass `max_redemptions`, however many
 checkouts race), gives it back with `release_redemption` when the payment
 fails or the order is cancelled, and writes who used it with
-`record_redemption` when the order is confirmed.
+`record_redemption` when the order is confirmed. A per-customer limit is
+checked there too, under the customer's lock (`lock_customer`), counting the
+customer's other checkouts that hold the coupon at that moment.
 """
 
 from __future__ import annotations
@@ -33,11 +35,13 @@ __all__ = [
     "Coupon",
     "CouponPage",
     "CouponRecord",
+    "CustomerHolds",
     "create_coupon",
     "customer_redemptions",
     "get_applicable_coupon",
     "get_coupon",
     "list_coupons",
+    "lock_customer",
     "record_redemption",
     "release_redemption",
     "reserve_redemption",
@@ -127,14 +131,51 @@ async def get_applicable_coupon(
 # ---------------------------------------------------------------- checkout
 
 
-async def reserve_redemption(tx: Connection, *, code: str) -> None:
+@dataclass(frozen=True, slots=True)
+class CustomerHolds:
+    """Who is redeeming a coupon, and how many of their other checkouts hold it now."""
+
+    user_id: UUID | None
+    email: str
+    other_holds: int
+
+
+async def lock_customer(tx: Connection, *, code: str, user_id: UUID | None, email: str) -> None:
+    """Until the transaction ends, serialise the checkouts of this customer (the
+    same user, or the same email: either counts toward a per-customer limit)
+    that use coupon `code`, so each counts the holds of those before it."""
+    keys = [f"coupon-customer:{normalize_code(code)}:email:{email.lower()}"]
+    if user_id is not None:
+        keys.append(f"coupon-customer:{normalize_code(code)}:user:{user_id}")
+    await repository.lock_keys(tx, keys)
+
+
+async def reserve_redemption(
+    tx: Connection, *, code: str, customer: CustomerHolds | None = None
+) -> None:
     """Take one redemption of `code` for an order being placed, in one conditional update.
 
     Raises 409 `coupon_unavailable` when none is left (or the coupon is gone).
-    Pair with `release_redemption` when the checkout fails or the order is
-    cancelled, and with `record_redemption` when the order is confirmed.
+    With `customer` (taken under `lock_customer`), the coupon's per-customer
+    limit must also hold: the customer's redemptions plus their other
+    checkouts holding the coupon right now stay below it. Pair with
+    `release_redemption` when the checkout fails or the order is cancelled,
+    and with `record_redemption` when the order is confirmed.
     """
-    if not await repository.increment_redemptions(tx, normalize_code(code)):
+    code = normalize_code(code)
+    if customer is not None:
+        found = await repository.get_coupon_for_customer(
+            tx, code, user_id=customer.user_id, email=customer.email
+        )
+        if found is not None:
+            coupon, used = found
+            limit = coupon.per_customer_limit
+            if limit is not None and used + customer.other_holds >= limit:
+                raise CouponUnavailable(
+                    "You have used this coupon as often as it allows, counting an order "
+                    "being placed with it now; nothing was charged."
+                )
+    if not await repository.increment_redemptions(tx, code):
         raise CouponUnavailable()
 
 
