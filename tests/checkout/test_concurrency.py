@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from functools import partial
+from typing import Any
 
 import httpx
 
 from congocart.carts import service as carts
 from congocart.core.db import Database
 from tests.checkout.conftest import (
+    CartRef,
     cart_state,
     charges_of,
     checkout_body,
@@ -155,6 +157,37 @@ async def test_one_cart_checked_out_at_once_with_different_keys_makes_one_order(
         assert await stock_of(conn, sku) == (9, 0)
 
 
+async def check_out_at_once(
+    client: httpx.AsyncClient, cart_refs: list[CartRef], body: dict[str, Any]
+) -> list[httpx.Response]:
+    """Every cart checked out at once, each under a key of its own."""
+    return await gather_responses(
+        *(
+            partial(
+                client.post,
+                cart.checkout_path,
+                json=body,
+                headers=cart.checkout_headers(new_key()),
+            )
+            for cart in cart_refs
+        )
+    )
+
+
+async def assert_one_order_redeemed(
+    db: Database, code: str, sku: str, racers: list[CartRef], responses: list[httpx.Response]
+) -> None:
+    """One redemption, one unit sold, and only the paid cart charged and ordered
+    (each racer's cart held one unit of `sku` from a stock of 100)."""
+    async with db.acquire() as conn:
+        assert await redemptions_of(conn, code) == (1, 1)
+        assert await stock_of(conn, sku) == (99, 0)
+        for cart, response in zip(racers, responses, strict=True):
+            paid = response.status_code == 201
+            assert await charges_of(conn, cart.id) == ((1, 0, 0) if paid else (0, 0, 0))
+            assert await orders_of(conn, cart.id) == int(paid)
+
+
 async def test_a_single_use_coupon_raced_by_ten_carts_is_redeemed_once_and_charges_nobody_else(
     committed_client: httpx.AsyncClient, committed_db: Database
 ) -> None:
@@ -163,26 +196,10 @@ async def test_a_single_use_coupon_raced_by_ten_carts_is_redeemed_once_and_charg
         code = await new_coupon(tx, percent_off="50", max_redemptions=1)
         racers = [await new_cart(tx, lines={sku: 1}, coupon=code) for _ in range(10)]
 
-    responses = await gather_responses(
-        *(
-            partial(
-                committed_client.post,
-                cart.checkout_path,
-                json=checkout_body(),
-                headers=cart.checkout_headers(new_key()),
-            )
-            for cart in racers
-        )
-    )
+    responses = await check_out_at_once(committed_client, racers, checkout_body())
 
     assert codes(responses) == {(201, None): 1, (409, "coupon_unavailable"): 9}
-    async with committed_db.acquire() as conn:
-        assert await redemptions_of(conn, code) == (1, 1)
-        assert await stock_of(conn, sku) == (99, 0)
-        for cart, response in zip(racers, responses, strict=True):
-            paid = response.status_code == 201
-            assert await charges_of(conn, cart.id) == ((1, 0, 0) if paid else (0, 0, 0))
-            assert await orders_of(conn, cart.id) == int(paid)
+    await assert_one_order_redeemed(committed_db, code, sku, racers, responses)
 
 
 async def test_a_once_per_customer_coupon_raced_by_one_customers_carts_is_redeemed_once(
@@ -196,30 +213,14 @@ async def test_a_once_per_customer_coupon_raced_by_one_customers_carts_is_redeem
         code = await new_coupon(tx, percent_off="50", per_customer_limit=1)
         racers = [await new_cart(tx, lines={sku: 1}, coupon=code) for _ in range(10)]
 
-    responses = await gather_responses(
-        *(
-            partial(
-                committed_client.post,
-                cart.checkout_path,
-                json=checkout_body(email=email),
-                headers=cart.checkout_headers(new_key()),
-            )
-            for cart in racers
-        )
-    )
+    responses = await check_out_at_once(committed_client, racers, checkout_body(email=email))
 
     outcomes = codes(responses)
     assert outcomes[(201, None)] == 1, outcomes
     # A loser that priced its cart after the winner's order sees the limit
     # reached (422); one that raced it is refused at the reservation (409).
     assert set(outcomes) <= {(201, None), (409, "coupon_unavailable"), (422, "coupon_invalid")}
-    async with committed_db.acquire() as conn:
-        assert await redemptions_of(conn, code) == (1, 1)
-        assert await stock_of(conn, sku) == (99, 0)
-        for cart, response in zip(racers, responses, strict=True):
-            paid = response.status_code == 201
-            assert await charges_of(conn, cart.id) == ((1, 0, 0) if paid else (0, 0, 0))
-            assert await orders_of(conn, cart.id) == int(paid)
+    await assert_one_order_redeemed(committed_db, code, sku, racers, responses)
 
 
 async def test_a_checkout_that_waited_for_the_carts_lock_orders_the_lines_added_meanwhile(
