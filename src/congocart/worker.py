@@ -26,11 +26,9 @@ import importlib
 import importlib.util
 import os
 import pkgutil
-import random
 import signal
 import socket
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -40,6 +38,7 @@ import congocart
 from congocart.adapters.payment_gateway import open_payment_gateway
 from congocart.config import Settings
 from congocart.core import jobs, metrics
+from congocart.core.backoff import retry_delay
 from congocart.core.db import Connection, Database
 from congocart.core.logging import configure_logging
 from congocart.payments import service as payments
@@ -59,22 +58,6 @@ def load_task_modules() -> list[str]:
     for name in names:
         importlib.import_module(name)
     return names
-
-
-def retry_delay(
-    attempt: int,
-    *,
-    base: timedelta,
-    cap: timedelta,
-    rand: Callable[[], float] = random.random,
-) -> timedelta:
-    """Exponential back-off with jitter: base·2^(attempt-1), capped, times [0.5, 1).
-
-    The jitter spreads the retries of jobs that failed together (an outage) so they
-    do not all come back in the same instant.
-    """
-    exponential = base * (1 << min(max(attempt - 1, 0), 32))
-    return min(cap, exponential) * (0.5 + rand() / 2)
 
 
 class Worker:

@@ -15,8 +15,9 @@ import pytest
 from prometheus_client import REGISTRY
 
 from congocart.core import jobs
+from congocart.core.backoff import retry_delay
 from congocart.core.db import Connection, Database
-from congocart.worker import Worker, load_task_modules, retry_delay
+from congocart.worker import Worker, load_task_modules
 from tests.core.conftest import eventually
 
 FAST = {"poll_interval": 0.05, "retry_base": timedelta(milliseconds=200)}

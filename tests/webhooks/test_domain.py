@@ -117,12 +117,17 @@ def test_internet_addresses_are_public(address: str) -> None:
     assert is_public_address(address)
 
 
-def test_retries_back_off_exponentially_up_to_a_cap() -> None:
-    delays = [retry_delay(n) for n in range(1, 12)]
-    assert delays[:4] == [timedelta(seconds=s) for s in (30, 60, 120, 240)]
-    assert all(a <= b for a, b in itertools.pairwise(delays))
-    assert max(delays) == RETRY_CAP
-    assert retry_delay(3, base=timedelta(seconds=1)) == timedelta(seconds=4)
+def test_retries_back_off_exponentially_up_to_a_cap_with_jitter() -> None:
+    highest = [retry_delay(n, rand=lambda: 0.999999) for n in range(1, 12)]
+    lowest = [retry_delay(n, rand=lambda: 0.0) for n in range(1, 12)]
+    assert [round(d.total_seconds()) for d in highest[:4]] == [30, 60, 120, 240]
+    assert lowest[:4] == [timedelta(seconds=s) for s in (15, 30, 60, 120)]
+    assert all(a <= b for a, b in itertools.pairwise(highest))
+    assert max(highest) <= RETRY_CAP
+    assert max(highest) > RETRY_CAP * 0.99
+    assert retry_delay(3, base=timedelta(seconds=1), rand=lambda: 0.0) == timedelta(seconds=2)
+    # Deliveries that failed together come back spread out.
+    assert len({retry_delay(4) for _ in range(20)}) > 1
 
 
 def test_private_targets_are_blocked_in_production_only_unless_configured() -> None:

@@ -26,7 +26,7 @@ async def create_webhook(tx: Tx, admin: AdminUser, body: WebhookCreate) -> Webho
     The answer carries the signing `secret`, shown this once. Every delivery is
     a JSON POST `{id, event, created_at, data}` signed with
     `CongoCart-Signature: t=<unix>,v1=<hex hmac_sha256(secret, "<t>.<raw body>")>`;
-    deliveries are retried with exponential back-off until a 2xx answer, and
+    deliveries are retried with exponential back-off (jittered) until a 2xx answer, and
     the same event `id` may arrive more than once (drop duplicates by it).
     """
     created = await service.create_webhook(tx, url=body.url, events=body.events)

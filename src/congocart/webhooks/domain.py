@@ -8,12 +8,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-from collections.abc import Iterable, Mapping
+import random
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 from urllib.parse import urlsplit
 from uuid import UUID
+
+from congocart.core import backoff
 
 # The events a webhook may subscribe to (api-contract.md, "Outbound webhooks").
 EVENTS: tuple[str, ...] = (
@@ -122,12 +125,17 @@ def verify(secret: str, *, header: str, body: bytes, now: int, tolerance: int = 
     return any(hmac.compare_digest(expected, given) for given in fields.get("v1", []))
 
 
-def retry_delay(attempt: int, *, base: timedelta = RETRY_BASE) -> timedelta:
-    """The wait after failed attempt number `attempt` (1-based): base·2^(n-1), at most 6 h.
+def retry_delay(
+    attempt: int, *, base: timedelta = RETRY_BASE, rand: Callable[[], float] = random.random
+) -> timedelta:
+    """The wait after failed delivery attempt number `attempt` (1-based):
+    base·2^(n-1), at most 6 h, times a random factor in [0.5, 1), so that the
+    deliveries to a receiver that was down do not all come back at once.
 
-    With the default base: 30 s, 1 min, 2 min, 4 min, ... (eight attempts span ~1 h).
+    With the default base: 15 to 30 s, 30 to 60 s, 1 to 2 min, 2 to 4 min, ... (eight
+    attempts span 30 min to 1 h).
     """
-    return min(RETRY_CAP, base * (1 << min(max(attempt - 1, 0), 20)))
+    return backoff.retry_delay(attempt, base=base, cap=RETRY_CAP, rand=rand)
 
 
 def is_success(status_code: int) -> bool:

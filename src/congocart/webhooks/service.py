@@ -5,7 +5,7 @@ pending delivery per subscribed webhook and one `webhooks.fan_out` job; after
 the commit, the fan-out gives each delivery a `webhooks.deliver` job; each
 attempt signs and POSTs the event and records the outcome on the delivery. A
 failed attempt schedules the next one (a new job, due at `next_retry_at`, with
-exponential back-off) until it succeeds or the attempts run out (`dead`).
+exponential back-off with jitter) until it succeeds or the attempts run out (`dead`).
 Delivery is at least once: a worker that dies after the POST and before its
 commit sends again, and receivers drop duplicates by the event's `id`.
 """
