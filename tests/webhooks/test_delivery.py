@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,11 +12,11 @@ import asyncpg
 import pytest
 
 from congocart.adapters.sandbox_gateway import SandboxGateway
-from congocart.adapters.webhook_sender import HttpxWebhookSender
+from congocart.adapters.webhook_sender import HttpxWebhookSender, PublicOnlyBackend
 from congocart.core import jobs
 from congocart.core.db import Connection, Database
 from congocart.webhooks import service, tasks
-from congocart.webhooks.domain import WebhookSendFailed
+from congocart.webhooks.domain import SIGNATURE_HEADER, WebhookSendFailed, sign
 from congocart.worker import Worker
 from tests.core.conftest import eventually
 from tests.orders.conftest import place_order_on
@@ -179,6 +180,46 @@ async def test_production_refuses_to_deliver_to_loopback_targets(receiver: Recei
             await sender.send(url=receiver.url, body=b"{}", headers={})
         with pytest.raises(WebhookSendFailed, match="non-public"):
             await sender.send(url=f"http://localhost:{receiver.port}/", body=b"{}", headers={})
+    finally:
+        await sender.aclose()
+    assert receiver.received == []
+
+
+async def test_production_connects_to_the_address_it_vetted_without_a_second_lookup(
+    receiver: Receiver,
+) -> None:
+    # A name no DNS knows, "resolved" once by the backend: the request can only
+    # reach the receiver through the address that was vetted.
+    lookups: list[str] = []
+
+    async def resolve(host: str, port: int) -> list[str]:
+        lookups.append(host)
+        return ["127.0.0.1"]
+
+    backend = PublicOnlyBackend(resolve=resolve, allowed=lambda address: True)
+    sender = HttpxWebhookSender(block_private_targets=True, backend=backend)
+    try:
+        url = f"http://hooks.rebind.invalid:{receiver.port}/"
+        signed = {SIGNATURE_HEADER: sign(receiver.secret, timestamp=int(time.time()), body=b"{}")}
+        assert await sender.send(url=url, body=b"{}", headers=signed) == 200
+    finally:
+        await sender.aclose()
+    assert lookups == ["hooks.rebind.invalid"]
+    assert [r.headers["host"] for r in receiver.received] == [
+        f"hooks.rebind.invalid:{receiver.port}"
+    ]
+
+
+async def test_production_refuses_a_name_with_any_non_public_address(receiver: Receiver) -> None:
+    async def resolve(host: str, port: int) -> list[str]:
+        return ["93.184.216.34", "127.0.0.1"]  # one public, one loopback
+
+    sender = HttpxWebhookSender(
+        block_private_targets=True, backend=PublicOnlyBackend(resolve=resolve)
+    )
+    try:
+        with pytest.raises(WebhookSendFailed, match="non-public"):
+            await sender.send(url=f"http://mixed.invalid:{receiver.port}/", body=b"{}", headers={})
     finally:
         await sender.aclose()
     assert receiver.received == []
