@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
+import shutil
+import tempfile
+from collections.abc import Iterator
 
 import typer
 import uvicorn
@@ -12,7 +16,7 @@ import uvicorn
 from congocart.bench.command import bench as bench_command
 from congocart.catalog import service as catalog
 from congocart.config import Settings, get_settings
-from congocart.core import migrations
+from congocart.core import metrics, migrations
 from congocart.core.db import connect_single, start_embedded_postgres
 from congocart.core.errors import ValidationFailed
 from congocart.core.security import Passwords
@@ -94,17 +98,35 @@ def serve(
         # Per-process caches cannot see each other's invalidations: go without.
         os.environ["CONGOCART_IN_PROCESS_CACHE"] = "false"
     get_settings.cache_clear()
-    uvicorn.run(
-        "congocart.main:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        proxy_headers=False,
-    )
+    with _shared_metrics(workers):
+        uvicorn.run(
+            "congocart.main:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            loop="uvloop",
+            http="httptools",
+            access_log=False,
+            proxy_headers=False,
+        )
+
+
+@contextlib.contextmanager
+def _shared_metrics(workers: int) -> Iterator[None]:
+    """With several processes, a fresh directory where each counts its metrics
+    (core.metrics adds them up), removed at the end; an operator's own
+    PROMETHEUS_MULTIPROC_DIR is used as it is."""
+    if workers == 1 or os.environ.get(metrics.MULTIPROCESS_DIR):
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="congocart-metrics-")
+    os.environ[metrics.MULTIPROCESS_DIR] = directory
+    try:
+        yield
+    finally:
+        del os.environ[metrics.MULTIPROCESS_DIR]
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @app.command()

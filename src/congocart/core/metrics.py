@@ -1,8 +1,26 @@
-"""Prometheus metrics. Labels stay bounded: routes are path templates."""
+"""Prometheus metrics. Labels stay bounded: routes are path templates.
+
+With several serving processes (`congocart serve --workers N`) each process
+counts into files under PROMETHEUS_MULTIPROC_DIR (prometheus_client's
+multiprocess mode, set up by `serve`), and `/metrics`, whichever process
+answers it, adds up every process's counts. Only counters and histograms are
+used: they add up without per-process modes.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 REQUESTS = Counter(
     "congocart_http_requests_total",
@@ -38,4 +56,8 @@ def observe_request(method: str, route: str, status: int, seconds: float) -> Non
 
 
 def render() -> tuple[bytes, str]:
+    if os.environ.get(MULTIPROCESS_DIR):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST
