@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from uuid import UUID
 
@@ -73,6 +73,19 @@ class ReservedAttempt:
     lines: Mapping[str, int]
     amount: Money
     coupon_code: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewAttempt:
+    """An attempt as it is inserted: its reservation, who checks out (a coupon
+    limited per customer counts their live attempts), the request's key and
+    when the reservation expires."""
+
+    reservation: ReservedAttempt
+    user_id: UUID | None
+    email: str
+    idempotency_key: str
+    expires_at: datetime
 
 
 def merge_lines(attempts: list[ReservedAttempt]) -> dict[str, int]:

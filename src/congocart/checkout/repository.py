@@ -7,13 +7,13 @@ row lock orders them, and the loser's WHERE no longer matches.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from uuid import UUID
 
 import asyncpg
 
-from congocart.checkout.domain import ReservedAttempt
+from congocart.checkout.domain import NewAttempt, ReservedAttempt
 from congocart.core.db import Connection, Params, abort_unless
 from congocart.core.money import Money
 
@@ -64,49 +64,24 @@ async def claim_and_read(
     return row
 
 
-def _insert_attempt_sql(
-    p: Params,
-    *,
-    attempt_id: UUID,
-    cart_id: UUID,
-    user_id: UUID | None,
-    email: str,
-    idempotency_key: str,
-    payment_key: str,
-    lines: Mapping[str, int],
-    amount: Money,
-    coupon_code: str | None,
-    expires_at: datetime,
-    only_if: str = "true",
-) -> str:
+def _insert_attempt_sql(p: Params, new: NewAttempt, *, only_if: str = "true") -> str:
+    attempt = new.reservation
+    lines = [{"sku": sku, "quantity": quantity} for sku, quantity in attempt.lines.items()]
     return f"""
         INSERT INTO checkout_attempts
             (id, cart_id, user_id, email, idempotency_key, payment_key, reserved_lines,
              amount_minor, currency, coupon_code, expires_at)
-        SELECT {p(attempt_id)}, {p(cart_id)}, {p(user_id)}, lower({p(email)}),
-               {p(idempotency_key)}, {p(payment_key)},
-               {p([{"sku": sku, "quantity": quantity} for sku, quantity in lines.items()])},
-               {p(amount.to_minor())}, {p(amount.currency)}, {p(coupon_code)}, {p(expires_at)}
+        SELECT {p(attempt.id)}, {p(attempt.cart_id)}, {p(new.user_id)}, lower({p(new.email)}),
+               {p(new.idempotency_key)}, {p(attempt.payment_key)}, {p(lines)},
+               {p(attempt.amount.to_minor())}, {p(attempt.amount.currency)},
+               {p(attempt.coupon_code)}, {p(new.expires_at)}
         WHERE {only_if}
         ON CONFLICT (cart_id) WHERE status = 'reserved' DO NOTHING
         RETURNING order_number
     """
 
 
-async def insert_attempt(
-    tx: Connection,
-    *,
-    attempt_id: UUID,
-    cart_id: UUID,
-    user_id: UUID | None,
-    email: str,
-    idempotency_key: str,
-    payment_key: str,
-    lines: Mapping[str, int],
-    amount: Money,
-    coupon_code: str | None,
-    expires_at: datetime,
-) -> int | None:
+async def insert_attempt(tx: Connection, new: NewAttempt) -> int | None:
     """Insert a `reserved` attempt and return the order number drawn for it;
     None when the cart already has a live one.
 
@@ -114,19 +89,7 @@ async def insert_attempt(
     checkouts of one cart can never both hold stock.
     """
     p = Params()
-    sql = _insert_attempt_sql(
-        p,
-        attempt_id=attempt_id,
-        cart_id=cart_id,
-        user_id=user_id,
-        email=email,
-        idempotency_key=idempotency_key,
-        payment_key=payment_key,
-        lines=lines,
-        amount=amount,
-        coupon_code=coupon_code,
-        expires_at=expires_at,
-    )
+    sql = _insert_attempt_sql(p, new)
     number: int | None = await tx.fetchval(sql, *p.values)
     return number
 
@@ -135,15 +98,7 @@ async def reserve_if_unchanged(
     conn: Connection,
     *,
     cart_unchanged: Callable[[Params], str],
-    attempt_id: UUID,
-    cart_id: UUID,
-    user_id: UUID | None,
-    email: str,
-    idempotency_key: str,
-    payment_key: str,
-    lines: Mapping[str, int],
-    amount: Money,
-    expires_at: datetime,
+    new: NewAttempt,
     stock_locked: Part,
     stock_taken: Part,
     all_available: str,
@@ -167,27 +122,15 @@ async def reserve_if_unchanged(
     `inserted`, the attempt's `order_number` and the `reserved_column` (as
     `reserved`).
     """
+    assert new.reservation.coupon_code is None, "a coupon's redemption is taken under the lock"
     p = Params()
     cart = cart_unchanged(p)
-    cart_param = p(cart_id)
+    cart_param = p(new.reservation.cart_id)
     no_live = f"""NOT EXISTS (SELECT 1 FROM checkout_attempts a
                            WHERE a.cart_id = {cart_param} AND a.status = 'reserved')"""  # noqa: S608
     may_reserve = f"EXISTS (SELECT 1 FROM cart_unchanged) AND {no_live}"  # noqa: S608
     locked = stock_locked(p, may_reserve)
-    attempt = _insert_attempt_sql(
-        p,
-        attempt_id=attempt_id,
-        cart_id=cart_id,
-        user_id=user_id,
-        email=email,
-        idempotency_key=idempotency_key,
-        payment_key=payment_key,
-        lines=lines,
-        amount=amount,
-        coupon_code=None,
-        expires_at=expires_at,
-        only_if=f"{may_reserve} AND {all_available}",
-    )
+    attempt = _insert_attempt_sql(p, new, only_if=f"{may_reserve} AND {all_available}")
     inserted = "EXISTS (SELECT 1 FROM attempt_inserted)"
     row = await conn.fetchrow(
         f"""

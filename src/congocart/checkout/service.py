@@ -46,7 +46,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from functools import partial
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -60,6 +59,7 @@ from congocart.checkout import repository
 from congocart.checkout.domain import (
     RESERVATION_MARGIN,
     RESERVATION_TTL,
+    NewAttempt,
     ReservedAttempt,
     ShippingAddress,
     merge_lines,
@@ -328,15 +328,7 @@ async def _reserve_unlocked(
     row = await repository.reserve_if_unchanged(
         conn,
         cart_unchanged=lambda p: carts.unchanged_sql(p, cart_id=cart.cart_id, version=cart.version),
-        attempt_id=attempt.id,
-        cart_id=attempt.cart_id,
-        user_id=cart.user_id,
-        email=request.email,
-        idempotency_key=claim.key,
-        payment_key=attempt.payment_key,
-        lines=attempt.lines,
-        amount=attempt.amount,
-        expires_at=_expiry(claim),
+        new=_to_insert(attempt, claim=claim, cart=cart, request=request),
         stock_locked=lambda p, only_if: catalog.reserve_stock_lock_sql(
             p, lines=attempt.lines, only_if=only_if
         ),
@@ -383,8 +375,8 @@ async def _reserve(
         tax_rates=tax_rates,
     )
     attempt = _new_attempt(cart)
-    insert = partial(_insert_attempt, tx, claim=claim, attempt=attempt, cart=cart, request=request)
-    number = await insert()
+    new = _to_insert(attempt, claim=claim, cart=cart, request=request)
+    number = await repository.insert_attempt(tx, new)
     if number is None:
         # The cart has a live attempt. If it expired (its checkout crashed),
         # release it here rather than make the customer wait for the sweeper.
@@ -394,7 +386,7 @@ async def _reserve(
                 raise IdempotencyKeyInFlight()
             raise CheckoutInProgress()
         await _release(tx, [stale], void_after=timedelta(0))
-        number = await insert()
+        number = await repository.insert_attempt(tx, new)
         assert number is not None, "the only live attempt of a locked cart was just released"
     if cart.coupon is not None:
         await _hold_coupon(tx, coupon=cart.coupon, attempt=attempt, cart=cart, email=request.email)
@@ -431,25 +423,18 @@ async def _hold_coupon(
     )
 
 
-async def _insert_attempt(
-    tx: Connection,
+def _to_insert(
+    attempt: ReservedAttempt,
     *,
     claim: idempotency.Claim,
-    attempt: ReservedAttempt,
     cart: carts.CheckoutCart,
     request: CheckoutRequest,
-) -> int | None:
-    return await repository.insert_attempt(
-        tx,
-        attempt_id=attempt.id,
-        cart_id=attempt.cart_id,
+) -> NewAttempt:
+    return NewAttempt(
+        reservation=attempt,
         user_id=cart.user_id,
         email=request.email,
         idempotency_key=claim.key,
-        payment_key=attempt.payment_key,
-        lines=attempt.lines,
-        amount=attempt.amount,
-        coupon_code=attempt.coupon_code,
         expires_at=_expiry(claim),
     )
 
