@@ -128,7 +128,7 @@ def test_profile_ranking_gives_self_time_and_our_code_inclusive_time() -> None:
         (["browse", "cart"], None),
     ],
 )
-def test_pgbench_runs_right_after_the_checkout_run_it_is_compared_with(
+def test_pgbench_follows_the_checkout_run_else_the_checkout_flow_run(
     scenarios: list[str], follows: str | None
 ) -> None:
     assert pgbench_follows(scenarios) == follows
