@@ -8,7 +8,7 @@ moving a reservation's expiry (and its key's lease) into the past.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
@@ -199,25 +199,33 @@ async def test_after_a_crash_the_same_key_is_in_flight_until_it_expires_then_tak
         assert await stock_of(conn, sku) == (4, 0)
 
 
-class SweptWhileCharging(SandboxGateway):
-    """A provider so slow that the reservation expires and is swept before it answers."""
+Meanwhile = Callable[[Connection, str], Awaitable[None]]
 
-    def __init__(self, database: Database, *, shop: Database) -> None:
+
+class ShopChangedWhileCharging(SandboxGateway):
+    """Charges, then, before answering, changes the shop in a transaction of its
+    own (`meanwhile(tx, payment_key)`): what happens while a card is charged."""
+
+    def __init__(self, database: Database, *, shop: Database, meanwhile: Meanwhile) -> None:
         super().__init__(database)
         self._shop = shop
+        self._meanwhile = meanwhile
 
     async def charge(self, *, idempotency_key: str, amount: Money, token: str) -> PaymentResult:
         result = await super().charge(idempotency_key=idempotency_key, amount=amount, token=token)
         async with self._shop.transaction() as tx:
-            await tx.execute(
-                """
-                UPDATE checkout_attempts SET expires_at = now() - interval '1 second'
-                WHERE payment_key = $1
-                """,
-                idempotency_key,
-            )
-            assert await service.release_expired_reservations(tx, now=datetime.now(UTC))
+            await self._meanwhile(tx, idempotency_key)
         return result
+
+
+async def swept(tx: Connection, payment_key: str) -> None:
+    """The provider is so slow that the reservation expires and is swept."""
+    await tx.execute(
+        "UPDATE checkout_attempts SET expires_at = now() - interval '1 second'"
+        " WHERE payment_key = $1",
+        payment_key,
+    )
+    assert await service.release_expired_reservations(tx, now=datetime.now(UTC))
 
 
 # Without a coupon the confirmation is one statement that aborts itself; with
@@ -235,7 +243,7 @@ async def test_a_payment_answered_after_the_reservation_was_swept_is_voided_and_
         code = await new_coupon(tx, max_redemptions=1)
         cart = await new_cart(tx, lines={sku: 1}, coupon=code if with_coupon else None)
     app = create_app(settings, database=committed_db)
-    app.state.payments = SweptWhileCharging(gateway_db, shop=committed_db)
+    app.state.payments = ShopChangedWhileCharging(gateway_db, shop=committed_db, meanwhile=swept)
     key = new_key()
 
     async with client_for(app) as slow:
@@ -289,24 +297,15 @@ async def test_neither_the_sweeper_nor_a_void_job_touches_a_confirmed_checkout(
         assert await orders_of(conn, cart.id) == 1
 
 
-class CartEditedWhileCharging(SandboxGateway):
-    """The customer changes the cart (another tab) while the card is being charged."""
-
-    def __init__(self, database: Database, *, shop: Database) -> None:
-        super().__init__(database)
-        self._shop = shop
-
-    async def charge(self, *, idempotency_key: str, amount: Money, token: str) -> PaymentResult:
-        result = await super().charge(idempotency_key=idempotency_key, amount=amount, token=token)
-        async with self._shop.transaction() as tx:
-            await tx.execute(
-                """
-                UPDATE carts SET version = version + 1
-                WHERE id = (SELECT cart_id FROM checkout_attempts WHERE payment_key = $1)
-                """,
-                idempotency_key,
-            )
-        return result
+async def cart_edited(tx: Connection, payment_key: str) -> None:
+    """The customer changes the cart (another tab) while the card is charged."""
+    await tx.execute(
+        """
+        UPDATE carts SET version = version + 1
+        WHERE id = (SELECT cart_id FROM checkout_attempts WHERE payment_key = $1)
+        """,
+        payment_key,
+    )
 
 
 async def test_a_cart_changed_while_its_payment_was_taken_becomes_no_order_and_the_charge_is_voided(
@@ -316,7 +315,9 @@ async def test_a_cart_changed_while_its_payment_was_taken_becomes_no_order_and_t
         sku = await new_sku(tx, stock=3)
         cart = await new_cart(tx, lines={sku: 2})
     app = create_app(settings, database=committed_db)
-    app.state.payments = CartEditedWhileCharging(gateway_db, shop=committed_db)
+    app.state.payments = ShopChangedWhileCharging(
+        gateway_db, shop=committed_db, meanwhile=cart_edited
+    )
 
     async with client_for(app) as client:
         response = await client.post(
@@ -331,22 +332,6 @@ async def test_a_cart_changed_while_its_payment_was_taken_becomes_no_order_and_t
         assert (await cart_state(conn, cart.id))[0] == "open"
 
 
-class ReservationTamperedWhileCharging(SandboxGateway):
-    """Charges, then takes one SKU's reservation away behind checkout's back
-    (a bookkeeping bug elsewhere): the confirmation can sell only part of the cart."""
-
-    def __init__(self, database: Database, *, shop: Database, sku: str) -> None:
-        super().__init__(database)
-        self._shop = shop
-        self._sku = sku
-
-    async def charge(self, *, idempotency_key: str, amount: Money, token: str) -> PaymentResult:
-        result = await super().charge(idempotency_key=idempotency_key, amount=amount, token=token)
-        async with self._shop.transaction() as tx:
-            await tx.execute("UPDATE variants SET reserved = 0 WHERE sku = $1", self._sku)
-        return result
-
-
 async def test_a_confirmation_that_cannot_sell_every_line_writes_nothing(
     settings: Settings, committed_db: Database, gateway_db: Database
 ) -> None:
@@ -354,7 +339,15 @@ async def test_a_confirmation_that_cannot_sell_every_line_writes_nothing(
         sold, short = await new_sku(tx, stock=5), await new_sku(tx, stock=5)
         cart = await new_cart(tx, lines={sold: 1, short: 1})
     app = create_app(settings, database=committed_db)
-    app.state.payments = ReservationTamperedWhileCharging(gateway_db, shop=committed_db, sku=short)
+
+    async def reservation_taken(tx: Connection, payment_key: str) -> None:
+        # A bookkeeping bug elsewhere takes one SKU's reservation away behind
+        # checkout's back: the confirmation can sell only part of the cart.
+        await tx.execute("UPDATE variants SET reserved = 0 WHERE sku = $1", short)
+
+    app.state.payments = ShopChangedWhileCharging(
+        gateway_db, shop=committed_db, meanwhile=reservation_taken
+    )
 
     async with client_for(app) as client:
         response = await client.post(
