@@ -415,6 +415,56 @@ async def _prepare_carts(
     return pool
 
 
+async def _checkout_pool(
+    options: Options,
+    catalog: CatalogSample,
+    sessions: list[Session],
+    *,
+    port: int,
+    concurrency: int,
+) -> tuple[deque[PreparedCart], int]:
+    """Carts for the checkout run, and the errors preparing them.
+
+    The timed run must not run out of carts (it would end with fewer
+    clients than it claims), so the pool is sized from checkout's own rate:
+    a warm-up on the whole flow (it exercises checkout too) gives a first
+    estimate, a warm-up on checkout alone, on a first batch of carts, the
+    rate, and the pool is topped up for the run with a margin.
+    """
+    warm = Tally()
+    if options.warmup > 0:
+        await run_closed_loop(sessions, CheckoutFlow(catalog), duration=options.warmup, tally=warm)
+    flow_checkouts = warm.requests.get("checkout")
+    latencies = flow_checkouts.latencies if flow_checkouts else []
+    rate = concurrency / (sum(latencies) / len(latencies)) if latencies else float(concurrency)
+    prep_tally = Tally()
+
+    async def top_up(pool: deque[PreparedCart], seconds: float) -> None:
+        wanted = min(math.ceil(rate * seconds * 1.5) + 2 * concurrency, options.max_carts)
+        if wanted > len(pool):
+            say(f"bench:   checkout c{concurrency}: preparing {wanted - len(pool):,} carts")
+            pool.extend(
+                await _prepare_carts(
+                    catalog,
+                    port=port,
+                    count=wanted - len(pool),
+                    concurrency=max(concurrency, 16),
+                    tally=prep_tally,
+                )
+            )
+
+    pool: deque[PreparedCart] = deque()
+    if options.warmup > 0:
+        await top_up(pool, options.warmup)
+        warm_checkout = Checkout(pool)
+        elapsed = await run_closed_loop(
+            sessions, warm_checkout, duration=options.warmup, tally=Tally()
+        )
+        rate = max(rate, len(warm_checkout.placed) / elapsed)
+    await top_up(pool, options.duration)
+    return pool, prep_tally.errors
+
+
 async def _measure_one(
     options: Options,
     cluster: BenchCluster,
@@ -440,32 +490,11 @@ async def _measure_one(
             flow = CheckoutFlow(catalog)
             operation, placed = flow, flow.placed
         elif scenario == "checkout":
-            # Warm up on the whole flow (it exercises checkout too), and
-            # size the cart pool from the checkout latency it showed.
-            warm = Tally()
-            if options.warmup > 0:
-                await run_closed_loop(
-                    sessions, CheckoutFlow(catalog), duration=options.warmup, tally=warm
-                )
-            checkout_latencies = warm.requests.get("checkout")
-            mean = (
-                sum(checkout_latencies.latencies) / len(checkout_latencies.latencies)
-                if checkout_latencies and checkout_latencies.latencies
-                else 1.0
+            pool, prep_errors = await _checkout_pool(
+                options, catalog, sessions, port=server.port, concurrency=concurrency
             )
-            wanted = math.ceil(concurrency / mean * options.duration * 1.3) + 2 * concurrency
-            wanted = min(wanted, options.max_carts)
-            say(f"bench:   checkout c{concurrency}: preparing {wanted:,} carts")
-            prep_tally = Tally()
-            pool = await _prepare_carts(
-                catalog,
-                port=server.port,
-                count=wanted,
-                concurrency=max(concurrency, 16),
-                tally=prep_tally,
-            )
-            if prep_tally.errors:
-                notes.append(f"{prep_tally.errors} errors while preparing carts")
+            if prep_errors:
+                notes.append(f"{prep_errors} errors while preparing carts")
             checkout = Checkout(pool)
             operation, placed = checkout, checkout.placed
         else:
