@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Query, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 
 from congocart.carts import service
 from congocart.carts.dependencies import (
@@ -32,7 +32,6 @@ from congocart.carts.schemas import (
     ShippingMethodRead,
     shipping_method_page,
 )
-from congocart.config import Settings
 from congocart.core.db import Conn, Tx
 from congocart.core.errors import problem_responses
 from congocart.core.pagination import SHORT_LIST
@@ -40,8 +39,6 @@ from congocart.core.schemas import Page
 from congocart.identity.dependencies import CurrentUser, OptionalUser
 
 router = APIRouter(tags=["carts"])
-
-ShopSettings = Annotated[Settings, Depends(shop_settings)]
 
 
 def _read(view: CartView, response: Response) -> CartRead:
@@ -51,9 +48,9 @@ def _read(view: CartView, response: Response) -> CartRead:
 
 @router.post("/carts", status_code=201, response_model=CartCreated)
 async def create_cart(
+    request: Request,
     conn: Conn,
     user: OptionalUser,
-    settings: ShopSettings,
     response: Response,
     body: Annotated[CartCreate | None, Body()] = None,
 ) -> CartCreated:
@@ -70,7 +67,7 @@ async def create_cart(
         conn,
         user=user,
         currency=None if body is None else body.currency,
-        shop_currency=settings.currency,
+        shop_currency=shop_settings(request).currency,
     )
     response.headers["ETag"] = f'"{view.version}"'
     return CartCreated.of(view)
@@ -281,7 +278,7 @@ async def merge_carts(
     dependencies=SHORT_LIST,
 )
 async def list_shipping_methods(
-    settings: ShopSettings,
+    request: Request,
     country: Annotated[
         str | None,
         Query(max_length=8, description="ISO 3166-1 alpha-2; only methods shipping there."),
@@ -293,5 +290,6 @@ async def list_shipping_methods(
     A short fixed list: `next_cursor` is always null. 422 `invalid_country` for
     a malformed country code.
     """
-    methods = service.list_shipping_methods(currency=settings.currency, country=country)
+    currency = shop_settings(request).currency
+    methods = service.list_shipping_methods(currency=currency, country=country)
     return shipping_method_page(methods)

@@ -16,7 +16,7 @@ from congocart.core import idempotency
 from congocart.core.db import Conn
 from congocart.core.errors import ValidationFailed, problem_response
 from congocart.orders.schemas import OrderRead, order_to_response
-from congocart.payments.dependencies import Gateway
+from congocart.payments.dependencies import payment_gateway
 
 router = APIRouter(tags=["checkout"])
 
@@ -57,7 +57,6 @@ async def check_out(
     body: CheckoutCreate,
     conn: Conn,
     owner: CartAccess,
-    gateway: Gateway,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     """Place the order for this cart and pay for it.
@@ -83,7 +82,7 @@ async def check_out(
     settings: Settings = request.app.state.settings
     result = await service.check_out(
         conn,
-        gateway=gateway,
+        gateway=payment_gateway(request),
         call=service.IdempotentCall(
             scope=service.idempotency_scope(
                 cart_id=cart_id, user_id=None if user is None else user.id

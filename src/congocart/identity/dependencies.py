@@ -27,6 +27,7 @@ from congocart.identity.domain import Principal
 # Declares the bearer scheme in the OpenAPI schema (the docs' "Authorize" button
 # logs in through /auth/token); the header is parsed below.
 _bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+BearerToken = Annotated[str | None, Depends(_bearer)]
 
 
 # `async def` although they never await: FastAPI runs a plain `def` dependency
@@ -45,18 +46,24 @@ Keys = Annotated[TokenKeys, Depends(get_token_keys)]
 PasswordHashing = Annotated[Passwords, Depends(get_passwords)]
 
 
-async def optional_user(
-    request: Request,
-    conn: Conn,
-    keys: Keys,
-    token: Annotated[str | None, Depends(_bearer)],
-) -> Principal | None:
+async def caller(request: Request, conn: Conn, token: str | None) -> Principal | None:
+    """The signed-in user of the request, or None without an Authorization header.
+
+    `optional_user` as a plain call, for a dependency that declares `conn` and
+    `token: BearerToken` itself (a dependency fewer per request: FastAPI
+    spends more resolving one than this takes).
+    """
     if token is None:
         if "authorization" in request.headers:
             # Present but not `Bearer <token>`: a bad credential, not an absent one.
             raise InvalidToken("The Authorization header must be `Bearer <access token>`.")
         return None
+    keys: TokenKeys = request.app.state.token_keys
     return await service.authenticate(conn, token=token, keys=keys)
+
+
+async def optional_user(request: Request, conn: Conn, token: BearerToken) -> Principal | None:
+    return await caller(request, conn, token)
 
 
 async def current_user(user: Annotated[Principal | None, Depends(optional_user)]) -> Principal:

@@ -27,6 +27,7 @@ from congocart.orders.schemas import (
     RefundRead,
     ShipRequest,
 )
+from congocart.payments.dependencies import payment_gateway
 from congocart.payments.domain import PaymentError, PaymentGateway
 
 log = structlog.get_logger(__name__)
@@ -47,11 +48,6 @@ def _order_id(value: str) -> UUID:
         return UUID(value)
     except ValueError:
         raise OrderNotFound from None
-
-
-def _gateway(request: Request) -> PaymentGateway:
-    gateway: PaymentGateway = request.app.state.payments
-    return gateway
 
 
 async def _give_money_back(
@@ -131,7 +127,7 @@ async def cancel_order(
             caller=_caller(user),
             reason=None if body is None else body.reason,
         )
-    await _give_money_back(conn, _gateway(request), cancellation.reversal)
+    await _give_money_back(conn, payment_gateway(request), cancellation.reversal)
     if cancellation.reversal is None:
         return OrderRead.of(cancellation.order)
     # Read again: the payment's status changed if the void went through just now.
@@ -223,6 +219,6 @@ async def refund_order(
             amount=None if body.amount is None else body.amount.to_money(),
             reason=body.reason,
         )
-    await _give_money_back(conn, _gateway(request), pending)
+    await _give_money_back(conn, payment_gateway(request), pending)
     refund = await service.get_refund(conn, refund_id=pending.refund.id)
     return RefundRead.of(refund or pending.refund)

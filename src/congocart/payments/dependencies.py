@@ -1,22 +1,17 @@
-"""The payment gateway of the running app, as a FastAPI dependency."""
+"""The payment gateway of the running app."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import Depends, Request
+from fastapi import Request
 
 from congocart.payments.domain import PaymentGateway
 
 
-async def get_payment_gateway(request: Request) -> PaymentGateway:
+def payment_gateway(request: Request) -> PaymentGateway:
     """The gateway the app's lifespan opened (`app.state.payments`).
 
-    `async def` although it never awaits: a plain `def` dependency would run
-    in a worker thread, a hop that costs more than the work.
+    A plain function the routes call, not a dependency: FastAPI spends more
+    resolving a dependency than this takes.
     """
     gateway: PaymentGateway = request.app.state.payments
     return gateway
-
-
-Gateway = Annotated[PaymentGateway, Depends(get_payment_gateway)]
