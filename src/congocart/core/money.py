@@ -1,7 +1,8 @@
 """Money: `Decimal` amounts with a currency; integer minor units in storage.
 
 Rounding is half-even to the currency's minor unit, and happens only in
-`Money.quantize` / `Money.of` — never anywhere else.
+`_rounded` (behind `Money.quantize`, `Money.of` and `to_minor`) — never
+anywhere else.
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ def amount_text(minor: int, currency: str) -> str:
     return f"{'-' if minor < 0 else ''}{units}.{cents:0{places}d}"
 
 
+def _rounded(amount: Decimal, places: int) -> Decimal:
+    """The one rounding: half-even to `places` decimal places."""
+    return amount.quantize(_STEPS[places], rounding=ROUND_HALF_EVEN)
+
+
 class CurrencyMismatch(ValueError):
     pass
 
@@ -58,7 +64,7 @@ class Money:
             value = Decimal(amount)
         except InvalidOperation as exc:
             raise ValueError(f"not a decimal amount: {amount!r}") from exc
-        return cls(value, currency).quantize()
+        return cls(_rounded(value, exponent(currency)), currency)
 
     @classmethod
     def zero(cls, currency: str) -> Money:
@@ -69,18 +75,18 @@ class Money:
         amount = Decimal(minor).scaleb(-exponent(currency))
         if -_EXACT_MINOR < minor < _EXACT_MINOR:
             return cls(amount, currency)  # already at the minor unit
-        return cls(amount, currency).quantize()
+        return cls(_rounded(amount, exponent(currency)), currency)
 
     def to_minor(self) -> int:
-        return int(self.quantize().amount.scaleb(exponent(self.currency)))
+        places = exponent(self.currency)
+        return int(_rounded(self.amount, places).scaleb(places))
 
     def quantize(self) -> Money:
-        step = _STEPS[exponent(self.currency)]
-        return Money(self.amount.quantize(step, rounding=ROUND_HALF_EVEN), self.currency)
+        return Money(_rounded(self.amount, exponent(self.currency)), self.currency)
 
     def is_exact(self) -> bool:
         """True when the amount needs no rounding to the currency's minor unit."""
-        return self.quantize().amount == self.amount
+        return _rounded(self.amount, exponent(self.currency)) == self.amount
 
     def _same(self, other: Money) -> None:
         if other.currency != self.currency:
@@ -115,4 +121,4 @@ class Money:
         return self.amount < 0
 
     def __str__(self) -> str:
-        return f"{self.quantize().amount} {self.currency}"
+        return f"{_rounded(self.amount, exponent(self.currency))} {self.currency}"
