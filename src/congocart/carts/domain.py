@@ -8,6 +8,7 @@ the currency's minor unit by `Money.quantize`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -182,15 +183,22 @@ class ShippingRate:
     countries: frozenset[str] | None = None
 
     def in_currency(self, currency: str) -> ShippingMethod:
-        return ShippingMethod(
-            code=self.code,
-            name=self.name,
-            price=Money.of(self.price, currency),
-            min_days=self.min_days,
-            max_days=self.max_days,
-            free_from=None if self.free_from is None else Money.of(self.free_from, currency),
-            countries=self.countries,
-        )
+        return _method_in(self, currency)
+
+
+@functools.lru_cache(maxsize=256)
+def _method_in(rate: ShippingRate, currency: str) -> ShippingMethod:
+    # Both are immutable, and every cart price and checkout looks the table up
+    # twice: each rate is converted once per currency.
+    return ShippingMethod(
+        code=rate.code,
+        name=rate.name,
+        price=Money.of(rate.price, currency),
+        min_days=rate.min_days,
+        max_days=rate.max_days,
+        free_from=None if rate.free_from is None else Money.of(rate.free_from, currency),
+        countries=rate.countries,
+    )
 
 
 SHIPPING_TABLE: tuple[ShippingRate, ...] = (
