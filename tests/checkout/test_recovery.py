@@ -25,6 +25,7 @@ from congocart.core.money import Money
 from congocart.main import create_app
 from congocart.payments.domain import PaymentResult
 from tests.checkout.conftest import (
+    CartRef,
     KilledAfterCharge,
     ProcessKilled,
     cart_state,
@@ -218,6 +219,28 @@ class ShopChangedWhileCharging(SandboxGateway):
         return result
 
 
+async def check_out_while_charging(
+    settings: Settings,
+    committed_db: Database,
+    gateway_db: Database,
+    cart: CartRef,
+    meanwhile: Meanwhile,
+    *,
+    key: str | None = None,
+) -> httpx.Response:
+    """One checkout of `cart` through an app whose gateway runs `meanwhile` while charging."""
+    app = create_app(settings, database=committed_db)
+    app.state.payments = ShopChangedWhileCharging(
+        gateway_db, shop=committed_db, meanwhile=meanwhile
+    )
+    async with client_for(app) as client:
+        return await client.post(
+            cart.checkout_path,
+            json=checkout_body(),
+            headers=cart.checkout_headers(key or new_key()),
+        )
+
+
 async def swept(tx: Connection, payment_key: str) -> None:
     """The provider is so slow that the reservation expires and is swept."""
     await tx.execute(
@@ -242,14 +265,8 @@ async def test_a_payment_answered_after_the_reservation_was_swept_is_voided_and_
         sku = await new_sku(tx, stock=2)
         code = await new_coupon(tx, max_redemptions=1)
         cart = await new_cart(tx, lines={sku: 1}, coupon=code if with_coupon else None)
-    app = create_app(settings, database=committed_db)
-    app.state.payments = ShopChangedWhileCharging(gateway_db, shop=committed_db, meanwhile=swept)
     key = new_key()
-
-    async with client_for(app) as slow:
-        late = await slow.post(
-            cart.checkout_path, json=checkout_body(), headers=cart.checkout_headers(key)
-        )
+    late = await check_out_while_charging(settings, committed_db, gateway_db, cart, swept, key=key)
 
     assert (late.status_code, late.json()["code"]) == (504, "payment_timeout")
     async with committed_db.acquire() as conn:
@@ -314,15 +331,7 @@ async def test_a_cart_changed_while_its_payment_was_taken_becomes_no_order_and_t
     async with committed_db.transaction() as tx:
         sku = await new_sku(tx, stock=3)
         cart = await new_cart(tx, lines={sku: 2})
-    app = create_app(settings, database=committed_db)
-    app.state.payments = ShopChangedWhileCharging(
-        gateway_db, shop=committed_db, meanwhile=cart_edited
-    )
-
-    async with client_for(app) as client:
-        response = await client.post(
-            cart.checkout_path, json=checkout_body(), headers=cart.checkout_headers(new_key())
-        )
+    response = await check_out_while_charging(settings, committed_db, gateway_db, cart, cart_edited)
 
     assert (response.status_code, response.json()["code"]) == (412, "version_mismatch")
     async with committed_db.acquire() as conn:
@@ -338,21 +347,15 @@ async def test_a_confirmation_that_cannot_sell_every_line_writes_nothing(
     async with committed_db.transaction() as tx:
         sold, short = await new_sku(tx, stock=5), await new_sku(tx, stock=5)
         cart = await new_cart(tx, lines={sold: 1, short: 1})
-    app = create_app(settings, database=committed_db)
 
     async def reservation_taken(tx: Connection, payment_key: str) -> None:
         # A bookkeeping bug elsewhere takes one SKU's reservation away behind
         # checkout's back: the confirmation can sell only part of the cart.
         await tx.execute("UPDATE variants SET reserved = 0 WHERE sku = $1", short)
 
-    app.state.payments = ShopChangedWhileCharging(
-        gateway_db, shop=committed_db, meanwhile=reservation_taken
+    response = await check_out_while_charging(
+        settings, committed_db, gateway_db, cart, reservation_taken
     )
-
-    async with client_for(app) as client:
-        response = await client.post(
-            cart.checkout_path, json=checkout_body(), headers=cart.checkout_headers(new_key())
-        )
 
     assert (response.status_code, response.json()["code"]) == (409, "stock_not_reserved")
     async with committed_db.acquire() as conn:
