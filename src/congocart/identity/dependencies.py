@@ -18,7 +18,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
-from congocart.core.db import Conn
+from congocart.core.db import Conn, Connection
 from congocart.core.errors import Forbidden, InvalidToken, NotAuthenticated
 from congocart.core.security import Passwords, TokenKeys
 from congocart.identity import service
@@ -46,7 +46,7 @@ Keys = Annotated[TokenKeys, Depends(get_token_keys)]
 PasswordHashing = Annotated[Passwords, Depends(get_passwords)]
 
 
-async def caller(request: Request, conn: Conn, token: str | None) -> Principal | None:
+async def caller(request: Request, conn: Connection, token: str | None) -> Principal | None:
     """The signed-in user of the request, or None without an Authorization header.
 
     `optional_user` as a plain call, for a dependency that declares `conn` and
